@@ -1,0 +1,20 @@
+/**
+ * frontdoor: composable Express middlewares that turn the edge of an existing app into an API gateway.
+ * The whole public API is exported from here.
+ */
+export { proxy } from './middleware/proxy';
+export type { ProxyOptions, ProxyMiddleware, PathRewrite, ErrorMode } from './middleware/proxy';
+export { gateway } from './middleware/gateway';
+export type { Gateway, GatewayOptions, RouteOptions, RouteUpstreamOptions } from './middleware/gateway';
+export { requestId } from './middleware/request-id';
+export { problemHandler } from './middleware/problem-handler';
+export { loadConfig } from './lib/config-file';
+export { GatewayError, ConfigError } from './lib/errors';
+export type { GatewayErrorCode } from './lib/errors';
+export { sendProblem } from './lib/problem';
+export type { ProblemDocument } from './lib/problem';
+export { getContext } from './lib/context';
+export type { RequestContext } from './lib/context';
+export { UpstreamPool } from './lib/upstream-pool';
+export type { UpstreamOptions, UpstreamTarget, TargetOption, HealthOptions, PassiveHealthOptions, ActiveHealthOptions, TlsOptions, AgentOptions } from './lib/upstream-pool';
+export type { Duration } from './lib/duration';

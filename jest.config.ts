@@ -1,0 +1,16 @@
+import type { Config } from 'jest';
+
+const config: Config = {
+  preset: 'ts-jest',
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/test/unit/**/*.test.ts', '**/test/integration/**/*.test.ts'],
+  // Benchmarks are run by `npm run bench`, never by `npm test`.
+  testPathIgnorePatterns: ['/node_modules/', '/test/bench/'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }] },
+  testTimeout: 20_000,
+  // Integration suites start real servers; two workers suit the 2-core machines this runs on.
+  maxWorkers: 2,
+};
+
+export default config;

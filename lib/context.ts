@@ -1,0 +1,52 @@
+/**
+ * The per-request context every frontdoor middleware reads and writes: request id, matched route, the
+ * path to forward, timings. One typed object on a symbol of the request, never ad-hoc properties.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+export interface RequestContext {
+  /** The request id: the client's `X-Request-Id` when short and safe, otherwise generated. */
+  requestId: string;
+  /** `performance.now()`-style start time in ms (from `process.hrtime`), for durations. */
+  startedAt: number;
+  /** Name of the gateway route that matched, if any. */
+  route?: string;
+  /**
+   * The normalised path (with query) to forward, set by the gateway after matching so the upstream sees
+   * exactly the path the route's policies were applied to.
+   */
+  forwardUrl?: string;
+  /** Target URL (href) of the upstream the last attempt went to. */
+  upstream?: string;
+}
+
+const CONTEXT = Symbol.for('frontdoor.context');
+type WithContext = IncomingMessage & { [CONTEXT]?: RequestContext };
+
+// Printable ASCII without separators or spaces: safe to echo in headers and logs.
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._~:+\-/=]{1,128}$/;
+
+/** True when a client-supplied request id may be reused as is. */
+export function isSafeRequestId(value: unknown): value is string {
+  return typeof value === 'string' && SAFE_REQUEST_ID.test(value);
+}
+
+/**
+ * Returns the request's context, creating it on first use: the request id is chosen, set on the
+ * response and on the request headers (so it is forwarded upstream).
+ */
+export function getContext(req: IncomingMessage, res?: ServerResponse): RequestContext {
+  const withContext = req as WithContext;
+  let context = withContext[CONTEXT];
+  if (context) return context;
+  const offered = req.headers[REQUEST_ID_HEADER];
+  const requestId = isSafeRequestId(offered) ? offered : randomUUID();
+  req.headers[REQUEST_ID_HEADER] = requestId;
+  if (res && !res.headersSent) res.setHeader('X-Request-Id', requestId);
+  context = { requestId, startedAt: performance.now() };
+  withContext[CONTEXT] = context;
+  return context;
+}

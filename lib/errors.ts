@@ -1,0 +1,86 @@
+/**
+ * The one error type of the gateway. Every failure the gateway produces — a bad path, an upstream that
+ * refused, a timeout — is a GatewayError; `lib/problem.ts` renders it as RFC 9457 problem+json.
+ */
+
+/** Stable error codes; each has a heading in docs/errors.md. */
+export type GatewayErrorCode =
+  | 'ERR_BAD_PATH'
+  | 'ERR_BAD_REQUEST_BODY'
+  | 'ERR_BODY_NOT_FORWARDABLE'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_UPSTREAM_UNAVAILABLE'
+  | 'ERR_UPSTREAM_CONNECT_TIMEOUT'
+  | 'ERR_UPSTREAM_TIMEOUT'
+  | 'ERR_UPSTREAM_RESET'
+  | 'ERR_NO_HEALTHY_UPSTREAM'
+  | 'ERR_INTERNAL';
+
+/** Human titles per code (the problem+json `title`: the same for every occurrence of a code). */
+export const ERROR_TITLES: Record<GatewayErrorCode, string> = {
+  ERR_BAD_PATH: 'Bad request path',
+  ERR_BAD_REQUEST_BODY: 'Malformed request body',
+  ERR_BODY_NOT_FORWARDABLE: 'Request body cannot be forwarded',
+  ERR_NOT_FOUND: 'Not found',
+  ERR_UPSTREAM_UNAVAILABLE: 'Upstream unavailable',
+  ERR_UPSTREAM_CONNECT_TIMEOUT: 'Upstream connect timeout',
+  ERR_UPSTREAM_TIMEOUT: 'Upstream timeout',
+  ERR_UPSTREAM_RESET: 'Upstream connection reset',
+  ERR_NO_HEALTHY_UPSTREAM: 'No healthy upstream',
+  ERR_INTERNAL: 'Internal gateway error',
+};
+
+export interface GatewayErrorOptions {
+  /** Shown to the client: say what went wrong, never secrets, stack traces or internal hostnames. */
+  detail?: string;
+  /** The underlying error, kept for logs; never sent to the client. */
+  cause?: unknown;
+  /** Extra response headers, e.g. `Retry-After` or `WWW-Authenticate`. */
+  headers?: Record<string, string>;
+}
+
+export class GatewayError extends Error {
+  readonly status: number;
+  readonly code: GatewayErrorCode;
+  readonly detail: string | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(status: number, code: GatewayErrorCode, options: GatewayErrorOptions = {}) {
+    super(options.detail ?? ERROR_TITLES[code], options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.status = status;
+    this.code = code;
+    this.detail = options.detail;
+    this.headers = options.headers;
+  }
+}
+
+/** Thrown at construction time for unusable options; the message names the option and the fix. */
+export class ConfigError extends TypeError {
+  readonly code = 'ERR_CONFIG';
+  constructor(message: string) {
+    super(`frontdoor: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Errors raised by body parsers mounted before the gateway (express.json(), urlencoded()) carry a
+ * `type` and a 4xx `status`; turn them into a GatewayError so the client gets problem+json.
+ */
+export function fromBodyParserError(err: unknown): GatewayError | undefined {
+  if (!err || typeof err !== 'object') return undefined;
+  const { type, status } = err as { type?: unknown; status?: unknown };
+  if (typeof type !== 'string' || typeof status !== 'number' || status < 400 || status > 499) return undefined;
+  const details: Record<string, [number, GatewayErrorCode, string]> = {
+    'entity.parse.failed': [400, 'ERR_BAD_REQUEST_BODY', 'The request body could not be parsed.'],
+    'entity.too.large': [413, 'ERR_BAD_REQUEST_BODY', 'The request body is too large.'],
+    'encoding.unsupported': [415, 'ERR_BAD_REQUEST_BODY', 'The request body encoding is not supported.'],
+    'charset.unsupported': [415, 'ERR_BAD_REQUEST_BODY', 'The request body charset is not supported.'],
+    'request.size.invalid': [400, 'ERR_BAD_REQUEST_BODY', 'The request body length does not match Content-Length.'],
+    'request.aborted': [400, 'ERR_BAD_REQUEST_BODY', 'The request body was not received completely.'],
+  };
+  const known = details[type];
+  if (known) return new GatewayError(known[0], known[1], { detail: known[2], cause: err });
+  return new GatewayError(status, 'ERR_BAD_REQUEST_BODY', { detail: 'The request body was rejected.', cause: err });
+}

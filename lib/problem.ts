@@ -1,0 +1,61 @@
+/**
+ * Renders errors as RFC 9457 `application/problem+json` — the one error format of the gateway.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ERROR_TITLES, GatewayError } from './errors';
+import { getContext } from './context';
+
+/** Base of the problem `type` URIs: each code has a heading in docs/errors.md. */
+export const PROBLEM_TYPE_BASE = 'https://github.com/frontdoor-gateway/frontdoor/blob/main/docs/errors.md#';
+
+export interface ProblemDocument {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance: string;
+  code: string;
+  requestId: string;
+}
+
+/** Anything thrown that is not a GatewayError becomes a 500 without leaking its message. */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  return new GatewayError(500, 'ERR_INTERNAL', { detail: 'The gateway failed to handle the request.', cause: err });
+}
+
+export function problemDocument(req: IncomingMessage, error: GatewayError): ProblemDocument {
+  const { requestId } = getContext(req);
+  const path = ((req as { originalUrl?: string }).originalUrl ?? req.url ?? '/').split('?')[0];
+  return {
+    type: PROBLEM_TYPE_BASE + error.code.toLowerCase(),
+    title: ERROR_TITLES[error.code],
+    status: error.status,
+    ...(error.detail ? { detail: error.detail } : {}),
+    instance: path,
+    code: error.code,
+    requestId,
+  };
+}
+
+/**
+ * Answers the request with a problem+json body. When the response has already started (the upstream
+ * died mid-body) there is no way to say so in-band: the client connection is aborted at once, so the
+ * client sees a truncated response instead of waiting forever.
+ */
+export function sendProblem(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  const error = toGatewayError(err);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(problemDocument(req, error));
+  const context = getContext(req, res);
+  res.statusCode = error.status;
+  res.setHeader('Content-Type', 'application/problem+json');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Request-Id', context.requestId);
+  if (error.headers) for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

@@ -1,0 +1,54 @@
+/**
+ * One table from upstream socket errors to gateway errors (502/504), and whether an idempotent
+ * request may be retried on another target after them.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError } from './errors';
+
+const CONNECT_TIMEOUT = 'ERR_FRONTDOOR_CONNECT_TIMEOUT';
+const RESPONSE_TIMEOUT = 'ERR_FRONTDOOR_RESPONSE_TIMEOUT';
+
+/** Errors where the request never reached the upstream: safe to retry elsewhere. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', CONNECT_TIMEOUT]);
+/** The connection broke before a response: retried only for idempotent requests. */
+const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+export interface AttemptError {
+  gatewayError: GatewayError;
+  /** Another target may be tried (for idempotent requests). */
+  retriable: boolean;
+  /** The connection was reset (rather than refused). */
+  reset: boolean;
+}
+
+export function connectTimeoutError(): Error {
+  return Object.assign(new Error('Timed out connecting to the upstream'), { code: CONNECT_TIMEOUT });
+}
+
+export function responseTimeoutError(): Error {
+  return Object.assign(new Error('Timed out waiting for the upstream response'), { code: RESPONSE_TIMEOUT });
+}
+
+/** Maps a failed attempt's error to what the client is told. Details never name internal hosts. */
+export function attemptError(err: NodeJS.ErrnoException): AttemptError {
+  const code = err?.code ?? '';
+  if (code === RESPONSE_TIMEOUT) {
+    return { retriable: false, reset: false, gatewayError: new GatewayError(504, 'ERR_UPSTREAM_TIMEOUT', { detail: 'The upstream did not answer in time.', cause: err }) };
+  }
+  if (code === CONNECT_TIMEOUT) {
+    return { retriable: true, reset: false, gatewayError: new GatewayError(504, 'ERR_UPSTREAM_CONNECT_TIMEOUT', { detail: 'The upstream could not be reached in time.', cause: err }) };
+  }
+  if (RESET.has(code)) {
+    return { retriable: true, reset: true, gatewayError: new GatewayError(502, 'ERR_UPSTREAM_RESET', { detail: 'The upstream closed the connection before answering.', cause: err }) };
+  }
+  return {
+    retriable: NOT_CONNECTED.has(code),
+    reset: false,
+    gatewayError: new GatewayError(502, 'ERR_UPSTREAM_UNAVAILABLE', { detail: 'The upstream could not be reached.', cause: err }),
+  };
+}
+
+/** The client closed its connection: nobody is left to answer. */
+export function isClientGone(req: IncomingMessage, res: ServerResponse): boolean {
+  return req.socket.destroyed && !res.writableFinished && !res.headersSent;
+}

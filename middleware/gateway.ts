@@ -1,0 +1,271 @@
+/**
+ * gateway({ routes }): the route table. Matches requests by normalised path (segment-aware longest
+ * prefix), method and host, runs the matched route's pipeline (built once, here), and lets every
+ * other request fall through to the app's own handlers — how a monolith keeps serving what has not
+ * been extracted yet.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { getContext } from '../lib/context';
+import { ConfigError, GatewayError } from '../lib/errors';
+import { assertKnownKeys } from '../lib/options';
+import { normalisePath, splitUrl } from '../lib/path';
+import { sendProblem } from '../lib/problem';
+import type { UpstreamOptions } from '../lib/upstream-pool';
+import { ErrorMode, PathRewrite, proxy, ProxyMiddleware } from './proxy';
+
+/** Upstream settings of a route: the pool plus timeouts and retries. */
+export interface RouteUpstreamOptions extends UpstreamOptions {
+  /** See ProxyOptions.connectTimeout. Defaults to `'5s'`. */
+  connectTimeout?: number | string;
+  /** See ProxyOptions.timeout. Defaults to `'30s'`. */
+  timeout?: number | string;
+  /** See ProxyOptions.retries. Defaults to 2. */
+  retries?: number;
+}
+
+export interface RouteOptions {
+  /** Path prefix, matched segment by segment: `/api/orders` matches `/api/orders/7`, not `/api/ordersX`. */
+  path: string;
+  /** Where matching requests go: a URL, or targets with load balancing, health, timeouts and retries. */
+  upstream: string | RouteUpstreamOptions;
+  /** Name used in logs, metrics and problem details. Defaults to `path`. */
+  name?: string;
+  /** Only these methods match (GET includes HEAD). Defaults to all methods. */
+  methods?: string[];
+  /** Only these hosts match (`api.example.com`, `*.example.com`). Defaults to any host. */
+  host?: string | string[];
+  /** Rewrites the forwarded path, e.g. `{ '^/v2/orders': '/internal/orders' }`. */
+  rewrite?: PathRewrite;
+  /** Forward the path without the route's prefix. Defaults to false. */
+  stripPath?: boolean;
+  /** Forward the client's Host header. Defaults to false. */
+  preserveHost?: boolean;
+  /** Proxy WebSocket upgrades on this route (see `gateway.upgrade`). Defaults to false. */
+  ws?: boolean;
+  /** Set X-Forwarded-* headers. Defaults to true. */
+  xForwarded?: boolean;
+}
+
+export interface GatewayOptions {
+  /** The route table. Order does not matter: the longest matching prefix wins. */
+  routes: RouteOptions[];
+  /** Answer errors as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
+  onError?: ErrorMode;
+  /** Match paths case-sensitively. Defaults to false, like Express's own routing. */
+  caseSensitive?: boolean;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+interface CompiledRoute {
+  name: string;
+  /** Prefix as matched: no trailing slash ('' for the root route), lower-cased unless case-sensitive. */
+  prefix: string;
+  methods: Set<string> | undefined;
+  hosts: Array<(hostname: string) => boolean> | undefined;
+  stripPath: boolean;
+  ws: boolean;
+  proxy: ProxyMiddleware;
+  /** The route's pipeline, fixed order: (later: trace → auth → rate limit → cache → transform) → proxy. */
+  handlers: Handler[];
+  /** Path, methods and hosts: two routes with the same key would shadow each other. */
+  key: string;
+}
+
+/**
+ * The router returned by gateway(): a plain middleware, so it mounts on Express 4, Express 5 and
+ * connect alike: `app.use(gateway({ routes }))`.
+ */
+export interface Gateway {
+  (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
+  /** Routes WebSocket upgrades to `ws: true` routes: `server.on('upgrade', gw.upgrade)`. Others are left alone. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Frees timers, sockets and store connections of every route. */
+  close(): Promise<void>;
+}
+
+const ROUTE_KEYS = ['path', 'upstream', 'name', 'methods', 'host', 'rewrite', 'stripPath', 'preserveHost', 'ws', 'xForwarded'];
+const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive'];
+
+/**
+ * Creates the gateway router.
+ *
+ * @example
+ * app.use(gateway({ routes: [
+ *   { path: '/api/orders', upstream: 'http://127.0.0.1:4001' },
+ *   { path: '/v2/orders', methods: ['GET'], upstream: { targets: ['http://10.0.0.1:4001', 'http://10.0.0.2:4001'] }, rewrite: { '^/v2/orders': '/internal/orders' } },
+ * ] }));
+ */
+export function gateway(options: GatewayOptions): Gateway {
+  if (!options || typeof options !== 'object') throw new ConfigError(`gateway() needs options. Example: gateway({ routes: [{ path: '/api/orders', upstream: 'http://127.0.0.1:4001' }] }).`);
+  assertKnownKeys(options, GATEWAY_KEYS);
+  if (!Array.isArray(options.routes)) throw new ConfigError(`"routes" must be an array. Example: routes: [{ path: '/api/orders', upstream: 'http://127.0.0.1:4001' }].`);
+  const errorMode = options.onError ?? 'respond';
+  if (errorMode !== 'respond' && errorMode !== 'next') throw new ConfigError(`"onError" must be 'respond' or 'next'; received ${JSON.stringify(errorMode)}.`);
+  const caseSensitive = options.caseSensitive === true;
+
+  const routes: CompiledRoute[] = [];
+  try {
+    options.routes.forEach((route, index) => routes.push(compileRoute(route, `routes[${index}].`, caseSensitive)));
+  } catch (err) {
+    for (const route of routes) void route.proxy.close();
+    throw err;
+  }
+  // Longest prefix first: the first route that matches is the most specific.
+  routes.sort((a, b) => b.prefix.length - a.prefix.length);
+  const seen = new Map<string, string>();
+  for (const route of routes) {
+    const twin = seen.get(route.key);
+    if (twin !== undefined) {
+      void Promise.all(routes.map((r) => r.proxy.close()));
+      throw new ConfigError(`routes "${twin}" and "${route.name}" have the same path, methods and host; the second would never match.`);
+    }
+    seen.set(route.key, route.name);
+  }
+
+  function match(path: string, req: IncomingMessage, websocket = false): CompiledRoute | undefined {
+    const candidate = caseSensitive ? path : path.toLowerCase();
+    const method = req.method ?? 'GET';
+    let hostname: string | undefined;
+    for (const route of routes) {
+      if (websocket && !route.ws) continue;
+      const { prefix } = route;
+      if (!candidate.startsWith(prefix)) continue;
+      if (candidate.length !== prefix.length && candidate.charCodeAt(prefix.length) !== 47 /* '/' */) continue;
+      if (route.methods && !route.methods.has(method)) continue;
+      if (route.hosts) {
+        hostname ??= hostnameOf(req);
+        const host = hostname;
+        if (!route.hosts.some((test) => test(host))) continue;
+      }
+      return route;
+    }
+    return undefined;
+  }
+
+  const router = function gatewayDispatch(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
+    const { pathname, search } = splitUrl(req.url ?? '/');
+    const normalised = normalisePath(pathname);
+    const route = normalised.ok ? match(normalised.path, req) : match(normalised.lenient, req) ?? match(pathname, req);
+    if (!route) return next();
+    const context = getContext(req, res);
+    context.route = route.name;
+    if (!normalised.ok) return fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: normalised.reason }));
+    const mountPath = (req as { baseUrl?: string }).baseUrl ?? '';
+    const path = route.stripPath ? normalised.path.slice(route.prefix.length) || '/' : mountPath + normalised.path;
+    context.forwardUrl = path + search;
+    runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : fail(req, res, next, err)));
+  } as Gateway;
+
+  function fail(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void, err: unknown): void {
+    if (errorMode === 'next' && !res.headersSent) next(err);
+    else sendProblem(req, res, err);
+  }
+
+  router.upgrade = function gatewayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const { pathname, search } = splitUrl(req.url ?? '/');
+    const normalised = normalisePath(pathname);
+    const route = match(normalised.ok ? normalised.path : normalised.lenient, req, true);
+    if (!route) return; // another 'upgrade' listener (the app's own WebSocket server) may want it
+    if (!normalised.ok) {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const context = getContext(req);
+    context.route = route.name;
+    context.forwardUrl = (route.stripPath ? normalised.path.slice(route.prefix.length) || '/' : normalised.path) + search;
+    route.proxy.upgrade(req, socket, head);
+  };
+
+  router.close = async function closeGateway(): Promise<void> {
+    await Promise.all(routes.map((route) => route.proxy.close()));
+  };
+  return router;
+}
+
+function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean): CompiledRoute {
+  if (!route || typeof route !== 'object') throw new ConfigError(`"${prefix.slice(0, -1)}" must be an object like { path: '/api/orders', upstream: 'http://127.0.0.1:4001' }.`);
+  assertKnownKeys(route, ROUTE_KEYS, prefix);
+  if (typeof route.path !== 'string' || !route.path.startsWith('/')) {
+    throw new ConfigError(`"${prefix}path" must be a path starting with "/"; received ${JSON.stringify(route.path)}.`);
+  }
+  const normalised = normalisePath(route.path);
+  if (!normalised.ok) throw new ConfigError(`"${prefix}path" is not a normalised path: ${normalised.reason}`);
+  const pathPrefix = normalised.path.replace(/\/+$/, '');
+  if (route.upstream === undefined) throw new ConfigError(`Missing "${prefix}upstream". Example: upstream: 'http://127.0.0.1:4001'.`);
+  const upstream: RouteUpstreamOptions = typeof route.upstream === 'string' ? { target: route.upstream } : route.upstream;
+  if (!upstream || typeof upstream !== 'object') throw new ConfigError(`"${prefix}upstream" must be a URL or an object with "target" or "targets".`);
+  const methods = route.methods === undefined ? undefined : compileMethods(route.methods, `${prefix}methods`);
+  const hosts = route.host === undefined ? undefined : compileHosts(route.host, `${prefix}host`);
+
+  const routeProxy = proxy(
+    {
+      ...upstream,
+      pathRewrite: route.rewrite,
+      preserveHost: route.preserveHost,
+      ws: route.ws,
+      xForwarded: route.xForwarded,
+      onError: 'next', // the gateway answers errors itself, in one place
+    },
+    `${prefix}upstream.`,
+  );
+  return {
+    name: route.name ?? route.path,
+    prefix: caseSensitive ? pathPrefix : pathPrefix.toLowerCase(),
+    methods,
+    hosts,
+    stripPath: route.stripPath === true,
+    ws: route.ws === true,
+    proxy: routeProxy,
+    handlers: [routeProxy],
+    key: `${pathPrefix} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
+  };
+}
+
+function compileMethods(methods: unknown, option: string): Set<string> {
+  if (!Array.isArray(methods) || methods.length === 0 || !methods.every((m) => typeof m === 'string' && /^[A-Za-z]+$/.test(m))) {
+    throw new ConfigError(`"${option}" must be a non-empty list of HTTP methods, e.g. ['GET', 'POST']; received ${JSON.stringify(methods)}.`);
+  }
+  const set = new Set(methods.map((m: string) => m.toUpperCase()));
+  if (set.has('GET')) set.add('HEAD');
+  return set;
+}
+
+function compileHosts(host: unknown, option: string): Array<(hostname: string) => boolean> {
+  const list = Array.isArray(host) ? host : [host];
+  return list.map((entry) => {
+    if (typeof entry !== 'string' || !/^(\*\.)?[A-Za-z0-9.-]+$/.test(entry)) {
+      throw new ConfigError(`"${option}" must be a hostname like 'api.example.com' or '*.example.com'; received ${JSON.stringify(entry)}.`);
+    }
+    const lower = entry.toLowerCase();
+    if (lower.startsWith('*.')) {
+      const suffix = lower.slice(1);
+      return (hostname: string) => hostname.endsWith(suffix) && hostname.length > suffix.length;
+    }
+    return (hostname: string) => hostname === lower;
+  });
+}
+
+/** The request's hostname without port, as Express computes it (honouring `trust proxy`). */
+function hostnameOf(req: IncomingMessage): string {
+  const fromExpress = (req as { hostname?: string }).hostname;
+  const host = fromExpress ?? req.headers.host ?? '';
+  return (host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]).toLowerCase();
+}
+
+/** Runs handlers in order; an error or the last handler's `next()` ends in `done`. */
+function runPipeline(handlers: Handler[], req: IncomingMessage, res: ServerResponse, done: (err?: unknown) => void): void {
+  let index = 0;
+  const step = (err?: unknown): void => {
+    if (err !== undefined && err !== null) return done(err);
+    const handler = handlers[index++];
+    if (!handler) return done();
+    try {
+      handler(req, res, step);
+    } catch (error) {
+      done(error);
+    }
+  };
+  step();
+}

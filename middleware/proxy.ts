@@ -1,0 +1,379 @@
+/**
+ * proxy(): forwards a request to one upstream or a load-balanced set, streaming both ways, with
+ * keep-alive pooling, passive/active health, idempotent retries, connect and response timeouts, and
+ * problem+json errors. Works on Express 4, Express 5 and plain connect apps.
+ *
+ * The forwarding itself is http-proxy-middleware's proxy server, obtained through its plugin API;
+ * frontdoor drives each attempt (target, body, timeouts) so a failed attempt can go to another target.
+ */
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Readable } from 'node:stream';
+import { createProxyMiddleware } from 'http-proxy-middleware';
+import type { Plugin } from 'http-proxy-middleware';
+import { getContext, REQUEST_ID_HEADER } from '../lib/context';
+import { Duration, parseDuration } from '../lib/duration';
+import { ConfigError, GatewayError } from '../lib/errors';
+import { prepareForwardHeaders, scrubResponseHeaders } from '../lib/forwarding-headers';
+import { assertKnownKeys, nonNegativeInteger } from '../lib/options';
+import { normalisePath, splitUrl } from '../lib/path';
+import { sendProblem } from '../lib/problem';
+import { consumedBody } from '../lib/request-body';
+import { attemptError, connectTimeoutError, responseTimeoutError, isClientGone } from '../lib/upstream-errors';
+import { UpstreamOptions, UpstreamPool, UpstreamTarget } from '../lib/upstream-pool';
+
+/** Rewrites the forwarded path: `{ '^/v2/orders': '/internal/orders' }` (first matching pattern wins), or a function. */
+export type PathRewrite = Record<string, string> | ((path: string, req: IncomingMessage) => string | undefined);
+
+/** What to do with an error: answer it as problem+json (`'respond'`), or pass it to `next(err)`. */
+export type ErrorMode = 'respond' | 'next';
+
+export interface ProxyOptions extends UpstreamOptions {
+  /**
+   * Forward the path without the mount path (`app.use('/api/orders', proxy(…))` sends `/7` instead of
+   * `/api/orders/7`). Defaults to false: the upstream sees the path the client sent.
+   */
+  stripPath?: boolean;
+  /** Rewrites the forwarded path (with its query string). Applied after `stripPath`. */
+  pathRewrite?: PathRewrite;
+  /** Send the client's `Host` header upstream instead of the target's. Defaults to false. */
+  preserveHost?: boolean;
+  /** Time to open a connection to a target. Defaults to `'5s'`. A timeout is a 504 (retried for idempotent requests). */
+  connectTimeout?: Duration;
+  /** Time from sending the request to the upstream's response headers. Defaults to `'30s'`. A timeout is a 504. */
+  timeout?: Duration;
+  /**
+   * Further attempts on another target after a connect error, connect timeout or reset, for idempotent
+   * methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) whose body is empty or was buffered by a body
+   * parser. A POST is never re-sent. Defaults to 2.
+   */
+  retries?: number;
+  /** Proxy WebSocket upgrades through `.upgrade(req, socket, head)`. Defaults to false. */
+  ws?: boolean;
+  /** Set `X-Forwarded-For/Proto/Host` (honouring Express's `trust proxy`). Defaults to true. */
+  xForwarded?: boolean;
+  /** Answer errors as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
+  onError?: ErrorMode;
+}
+
+/** A connect/Express middleware with the proxy's lifecycle attached. */
+export interface ProxyMiddleware {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void;
+  /** Proxies a WebSocket upgrade (when `ws: true`): `server.on('upgrade', proxy.upgrade)`. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Stops health checks and closes pooled upstream sockets. */
+  close(): Promise<void>;
+  /** The upstream pool: targets and their health. */
+  readonly pool: UpstreamPool;
+}
+
+const KNOWN_OPTIONS = ['target', 'targets', 'sticky', 'health', 'tls', 'agent', 'stripPath', 'pathRewrite', 'preserveHost', 'connectTimeout', 'timeout', 'retries', 'ws', 'xForwarded', 'onError'];
+const DEFAULTS = { connectTimeout: 5_000, timeout: 30_000, retries: 2 };
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** Where a request stands with the upstream; one per proxied request, on a symbol of the request. */
+interface Exchange {
+  target: UpstreamTarget;
+  tried: Set<UpstreamTarget> | undefined;
+  retriesLeft: number;
+  retriable: boolean;
+  body: Buffer | undefined;
+  proxyReq: ClientRequest | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** The upstream's response headers arrived. */
+  responded: boolean;
+  /** The exchange is over: answered, failed, or the client left. Late events are ignored. */
+  done: boolean;
+  next: ((err?: unknown) => void) | undefined;
+}
+
+const EXCHANGE = Symbol('frontdoor.proxy.exchange');
+type ProxiedRequest = IncomingMessage & { [EXCHANGE]?: Exchange; originalUrl?: string };
+
+/** A target shaped as http-proxy reads it, computed once per target instead of parsing a URL per request. */
+interface ProxyTarget {
+  protocol: string;
+  hostname: string;
+  host: string;
+  port: string;
+  path: string;
+  pathname: string;
+  href: string;
+}
+
+/**
+ * Creates a proxy middleware.
+ *
+ * @example
+ * app.use('/api/orders', proxy({ target: 'http://127.0.0.1:4001' }));
+ * app.use('/api/catalog', proxy({ targets: [{ url: 'http://10.0.0.1:4002', weight: 95 }, { url: 'http://10.0.0.2:4002', weight: 5 }] }));
+ */
+export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware {
+  if (!options || typeof options !== 'object') {
+    throw new ConfigError(`proxy() needs options. Example: proxy({ target: 'http://127.0.0.1:4001' }).`);
+  }
+  assertKnownKeys(options, KNOWN_OPTIONS, optionPrefix);
+  const name = (key: string) => optionPrefix + key;
+  const connectTimeout = options.connectTimeout === undefined ? DEFAULTS.connectTimeout : parseDuration(options.connectTimeout, name('connectTimeout'));
+  const responseTimeout = options.timeout === undefined ? DEFAULTS.timeout : parseDuration(options.timeout, name('timeout'));
+  const retries = nonNegativeInteger(options.retries, DEFAULTS.retries, name('retries'));
+  const rewrite = compilePathRewrite(options.pathRewrite, name('pathRewrite'));
+  const errorMode = options.onError ?? 'respond';
+  if (errorMode !== 'respond' && errorMode !== 'next') throw new ConfigError(`"${name('onError')}" must be 'respond' or 'next'; received ${JSON.stringify(errorMode)}.`);
+  const stripPath = options.stripPath === true;
+  const xForwarded = options.xForwarded !== false;
+  const changeOrigin = options.preserveHost !== true;
+  const websockets = options.ws === true;
+
+  const pool = new UpstreamPool(options, optionPrefix);
+  const proxyTargets = new Map<UpstreamTarget, ProxyTarget>(pool.targets.map((target) => [target, toProxyTarget(target.url)]));
+  const baseOptions = {
+    agent: pool.agent,
+    changeOrigin,
+    xfwd: false,
+    secure: options.tls?.rejectUnauthorized !== false,
+  };
+
+  // http-proxy-middleware's proxy server, with its default plugins ejected: frontdoor answers errors
+  // itself and wires the proxy events below.
+  let server!: Parameters<Plugin>[0];
+  const capture: Plugin = (proxyServer) => {
+    server = proxyServer;
+  };
+  createProxyMiddleware({ target: pool.targets[0].href, ejectPlugins: true, plugins: [capture] });
+
+  server.on('proxyReq', function onProxyRequest(proxyReq: ClientRequest, req: IncomingMessage) {
+    const exchange = (req as ProxiedRequest)[EXCHANGE];
+    if (!exchange) return;
+    if (exchange.done) {
+      proxyReq.destroy();
+      return;
+    }
+    exchange.proxyReq = proxyReq;
+    const socket = proxyReq.socket;
+    if (socket && socket.connecting && connectTimeout > 0) {
+      const timer = setTimeout(() => proxyReq.destroy(connectTimeoutError()), connectTimeout);
+      const clear = () => clearTimeout(timer);
+      socket.once('connect', clear);
+      proxyReq.once('close', clear);
+    }
+  });
+
+  server.on('proxyRes', function onProxyResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) {
+    const exchange = (req as ProxiedRequest)[EXCHANGE];
+    if (!exchange) return;
+    if (exchange.timer) clearTimeout(exchange.timer);
+    if (exchange.done) {
+      proxyRes.destroy();
+      return;
+    }
+    exchange.responded = true;
+    if ((proxyRes.statusCode ?? 502) >= 500) pool.reportFailure(exchange.target);
+    else pool.reportSuccess(exchange.target);
+    scrubResponseHeaders(proxyRes.headers);
+    // An upstream that dies mid-body must not leave the client waiting for the rest: abort it too.
+    proxyRes.on('error', () => undefined);
+    proxyRes.once('close', () => {
+      if (!proxyRes.complete) res.destroy();
+    });
+  });
+
+  function fail(req: IncomingMessage, res: ServerResponse, next: ((err?: unknown) => void) | undefined, err: unknown): void {
+    if (errorMode === 'next' && next && !res.headersSent) next(err);
+    else sendProblem(req, res, err);
+  }
+
+  function finish(exchange: Exchange): void {
+    exchange.done = true;
+    if (exchange.timer) clearTimeout(exchange.timer);
+  }
+
+  function dispatch(req: ProxiedRequest, res: ServerResponse, exchange: Exchange): void {
+    const target = exchange.target;
+    getContext(req).upstream = target.href;
+    exchange.proxyReq = undefined;
+    exchange.timer = responseTimeout > 0 ? setTimeout(onResponseTimeout, responseTimeout, req, res, exchange) : undefined;
+    server.web(req, res, {
+      ...baseOptions,
+      target: proxyTargets.get(target) as never,
+      buffer: exchange.body ? (Readable.from([exchange.body]) as never) : undefined,
+    }, onAttemptError as never);
+  }
+
+  function onResponseTimeout(req: ProxiedRequest, res: ServerResponse, exchange: Exchange): void {
+    exchange.timer = undefined;
+    if (exchange.done || exchange.responded) return;
+    if (exchange.proxyReq) {
+      exchange.proxyReq.destroy(responseTimeoutError());
+      return;
+    }
+    // Still queued for a socket of our own pool: answer now; the request is dropped when a socket comes.
+    finish(exchange);
+    pool.release(exchange.target);
+    fail(req, res, exchange.next, new GatewayError(504, 'ERR_UPSTREAM_TIMEOUT', { detail: 'The upstream did not answer in time.' }));
+  }
+
+  function onAttemptError(err: NodeJS.ErrnoException, req: ProxiedRequest, res: ServerResponse): void {
+    const exchange = req[EXCHANGE];
+    if (!exchange || exchange.done) return;
+    const target = exchange.target;
+    if (isClientGone(req, res)) {
+      finish(exchange);
+      pool.release(target);
+      return;
+    }
+    if (exchange.timer) clearTimeout(exchange.timer);
+    pool.reportFailure(target);
+    const error = attemptError(err);
+    const reusedSocket = exchange.proxyReq?.reusedSocket === true;
+    if (!res.headersSent && !exchange.responded && exchange.retriable && exchange.retriesLeft > 0 && error.retriable) {
+      (exchange.tried ??= new Set()).add(target);
+      // A reset on a reused keep-alive socket is the classic stale-connection race: the same target may
+      // be tried again when no other is left.
+      const next = pool.pick(req, exchange.tried) ?? (error.reset && reusedSocket && target.state === 'healthy' ? target : undefined);
+      if (next) {
+        exchange.retriesLeft -= 1;
+        exchange.target = next;
+        dispatch(req, res, exchange);
+        return;
+      }
+    }
+    finish(exchange);
+    fail(req, res, exchange.next, error.gatewayError);
+  }
+
+  const middleware = function proxyMiddleware(req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void {
+    const request = req as ProxiedRequest;
+    const context = getContext(req, res);
+    let url = context.forwardUrl;
+    if (url === undefined) {
+      const { pathname, search } = splitUrl(stripPath ? req.url ?? '/' : request.originalUrl ?? req.url ?? '/');
+      const normalised = normalisePath(pathname || '/');
+      if (!normalised.ok) return fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: normalised.reason }));
+      url = normalised.path + search;
+    }
+    if (rewrite) url = rewrite(url, req);
+
+    let body: Buffer | undefined;
+    try {
+      body = consumedBody(req);
+    } catch (err) {
+      return fail(req, res, next, err);
+    }
+    const target = pool.pick(req);
+    if (!target) return fail(req, res, next, noHealthyUpstream(pool));
+
+    prepareForwardHeaders(req, { websocket: false, xForwarded });
+    // The gateway's own headers are set after the client's copies (and what its Connection named) are gone.
+    req.headers[REQUEST_ID_HEADER] = context.requestId;
+    if (body) {
+      req.headers['content-length'] = String(body.length);
+      delete req.headers['transfer-encoding'];
+      delete req.headers['content-encoding'];
+    }
+    const hasBody = body !== undefined || req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    const exchange: Exchange = {
+      target,
+      tried: undefined,
+      retriesLeft: retries,
+      retriable: IDEMPOTENT.has(req.method ?? '') && (!hasBody || body !== undefined),
+      body,
+      proxyReq: undefined,
+      timer: undefined,
+      responded: false,
+      done: false,
+      next,
+    };
+    request[EXCHANGE] = exchange;
+    res.once('close', function onClientClose() {
+      if (exchange.done) return;
+      finish(exchange);
+      if (!res.writableFinished) {
+        // The client went away: stop the upstream work it asked for.
+        exchange.proxyReq?.destroy();
+        if (!exchange.responded) pool.release(exchange.target);
+      }
+    });
+    req.url = url;
+    dispatch(request, res, exchange);
+  } as ProxyMiddleware;
+
+  middleware.upgrade = function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    if (!websockets) {
+      socket.destroy();
+      return;
+    }
+    const context = getContext(req);
+    let url = context.forwardUrl;
+    if (url === undefined) {
+      const { pathname, search } = splitUrl(req.url ?? '/');
+      const normalised = normalisePath(pathname || '/');
+      if (!normalised.ok) return rejectUpgrade(socket, 400, 'Bad Request');
+      url = normalised.path + search;
+    }
+    if (rewrite) url = rewrite(url, req);
+    const target = pool.pick(req);
+    if (!target) return rejectUpgrade(socket, 503, 'Service Unavailable');
+    prepareForwardHeaders(req, { websocket: true, xForwarded });
+    req.headers[REQUEST_ID_HEADER] = context.requestId;
+    req.url = url;
+    server.ws(req, socket, head, {
+      ...baseOptions,
+      agent: false,
+      target: proxyTargets.get(target) as never,
+      ssl: target.url.protocol === 'https:' ? (options.tls as never) : undefined,
+    }, ((err: NodeJS.ErrnoException) => {
+      pool.reportFailure(target);
+      if (!socket.destroyed) rejectUpgrade(socket, attemptError(err).gatewayError.status, 'Bad Gateway');
+    }) as never);
+  };
+
+  middleware.close = async function closeProxy(): Promise<void> {
+    server.close();
+    await pool.close();
+  };
+  Object.defineProperty(middleware, 'pool', { value: pool, enumerable: true });
+  return middleware;
+}
+
+function noHealthyUpstream(pool: UpstreamPool): GatewayError {
+  return new GatewayError(503, 'ERR_NO_HEALTHY_UPSTREAM', {
+    detail: 'No upstream is available to serve the request. Try again later.',
+    headers: { 'Retry-After': String(pool.retryAfterSeconds()) },
+  });
+}
+
+function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.destroy();
+}
+
+function toProxyTarget(url: URL): ProxyTarget {
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
+  return { protocol: url.protocol, hostname, host: `${hostname}:${port}`, port, path, pathname: path, href: url.href };
+}
+
+function compilePathRewrite(rewrite: PathRewrite | undefined, option: string): ((path: string, req: IncomingMessage) => string) | undefined {
+  if (rewrite === undefined) return undefined;
+  if (typeof rewrite === 'function') {
+    return (path, req) => {
+      const result = rewrite(path, req);
+      return typeof result === 'string' ? result : path;
+    };
+  }
+  if (typeof rewrite !== 'object' || rewrite === null) throw new ConfigError(`"${option}" must be an object of pattern → replacement or a function.`);
+  const rules = Object.entries(rewrite).map(([pattern, replacement]) => {
+    try {
+      return { regex: new RegExp(pattern), replacement: String(replacement) };
+    } catch (err) {
+      throw new ConfigError(`"${option}" has an invalid pattern ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+    }
+  });
+  return (path) => {
+    for (const rule of rules) if (rule.regex.test(path)) return path.replace(rule.regex, rule.replacement) || '/';
+    return path;
+  };
+}
