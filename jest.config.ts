@@ -9,6 +9,7 @@ const config: Config = {
   testPathIgnorePatterns: ['/node_modules/', '/test/bench/'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }] },
   testTimeout: 20_000,
+  reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   // Integration suites start real servers; two workers suit the 2-core machines this runs on.
   maxWorkers: 2,
 };

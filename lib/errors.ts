@@ -8,7 +8,6 @@ export type GatewayErrorCode =
   | 'ERR_BAD_PATH'
   | 'ERR_BAD_REQUEST_BODY'
   | 'ERR_BODY_NOT_FORWARDABLE'
-  | 'ERR_NOT_FOUND'
   | 'ERR_UPSTREAM_UNAVAILABLE'
   | 'ERR_UPSTREAM_CONNECT_TIMEOUT'
   | 'ERR_UPSTREAM_TIMEOUT'
@@ -21,7 +20,6 @@ export const ERROR_TITLES: Record<GatewayErrorCode, string> = {
   ERR_BAD_PATH: 'Bad request path',
   ERR_BAD_REQUEST_BODY: 'Malformed request body',
   ERR_BODY_NOT_FORWARDABLE: 'Request body cannot be forwarded',
-  ERR_NOT_FOUND: 'Not found',
   ERR_UPSTREAM_UNAVAILABLE: 'Upstream unavailable',
   ERR_UPSTREAM_CONNECT_TIMEOUT: 'Upstream connect timeout',
   ERR_UPSTREAM_TIMEOUT: 'Upstream timeout',

@@ -19,6 +19,7 @@ const UNRESERVED = /[A-Za-z0-9\-._~]/;
  */
 export function normalisePath(pathname: string): NormalisedPath {
   // Fast path: the common, already-clean path needs no work.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
   if (!/%|\/\/|\/\.|\\|[\x00-\x1f\x7f]/.test(pathname) && pathname.startsWith('/')) return { ok: true, path: pathname };
   const fail = (reason: string): NormalisedPath => ({ ok: false, reason, lenient: lenientPath(pathname) });
   if (!pathname.startsWith('/')) return fail('The path must start with "/".');

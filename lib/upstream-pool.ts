@@ -170,7 +170,9 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
    */
   pick(req: IncomingMessage, exclude?: ReadonlySet<UpstreamTarget>): UpstreamTarget | undefined {
     const now = Date.now();
-    const candidates = this.targets.filter((target) => !exclude?.has(target) && this.isAvailable(target, now));
+    // Hot path: when every target is up and none is excluded, balance over the list as it is.
+    const everyoneUp = !exclude && this.targets.every((target) => target.state === 'healthy' && !target.activeDown);
+    const candidates = everyoneUp ? this.targets : this.targets.filter((target) => !exclude?.has(target) && this.isAvailable(target, now));
     if (candidates.length === 0) return undefined;
     const key = this.stickyKey(req);
     const chosen = key === undefined ? pickRoundRobin(candidates) : pickSticky(candidates, key);

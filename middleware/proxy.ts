@@ -193,11 +193,18 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     getContext(req).upstream = target.href;
     exchange.proxyReq = undefined;
     exchange.timer = responseTimeout > 0 ? setTimeout(onResponseTimeout, responseTimeout, req, res, exchange) : undefined;
-    server.web(req, res, {
-      ...baseOptions,
-      target: proxyTargets.get(target) as never,
-      buffer: exchange.body ? (Readable.from([exchange.body]) as never) : undefined,
-    }, onAttemptError as never);
+    try {
+      server.web(req, res, {
+        ...baseOptions,
+        target: proxyTargets.get(target) as never,
+        buffer: exchange.body ? (Readable.from([exchange.body]) as never) : undefined,
+      }, onAttemptError as never);
+    } catch (err) {
+      // http.request() throws synchronously on request data it refuses (e.g. an invalid header value).
+      finish(exchange);
+      pool.release(target);
+      fail(req, res, exchange.next, new GatewayError(502, 'ERR_UPSTREAM_UNAVAILABLE', { detail: 'The request could not be sent to the upstream.', cause: err }));
+    }
   }
 
   function onResponseTimeout(req: ProxiedRequest, res: ServerResponse, exchange: Exchange): void {
