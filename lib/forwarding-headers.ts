@@ -13,7 +13,7 @@ import type { TLSSocket } from 'node:tls';
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'expect'];
 
 /** Response headers that belong to the upstream hop only. */
-const RESPONSE_HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'proxy-authenticate', 'trailer', 'upgrade'];
+const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'trailer', 'upgrade'];
 
 /** Decides whether the peer at `address`, `hop` steps from the gateway, is a trusted proxy. */
 export type TrustFunction = (address: string, hop: number) => boolean;

@@ -171,6 +171,9 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     if ((proxyRes.statusCode ?? 502) >= 500) pool.reportFailure(exchange.target);
     else pool.reportSuccess(exchange.target);
     scrubResponseHeaders(proxyRes.headers);
+    // The client's connection is the gateway's business, not the upstream's: say what Node will do with
+    // it (http-proxy would otherwise copy the upstream's value or default to keep-alive).
+    proxyRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
     // An upstream that dies mid-body must not leave the client waiting for the rest: abort it too.
     proxyRes.on('error', () => undefined);
     proxyRes.once('close', () => {

@@ -1,0 +1,348 @@
+/**
+ * Request and response bodies through gateway() in real Express apps: bodies already read by a body
+ * parser are re-sent intact with a correct Content-Length, untouched bodies are streamed byte for byte,
+ * and 100 MB transfers go through both ways without being buffered.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { gateway, problemHandler } from '../../index';
+import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { startUpstream, Upstream } from '../helpers/upstream';
+
+const MB = 1024 * 1024;
+const LARGE = 100 * MB;
+const CHUNK = 64 * 1024;
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+/** Produces `total` bytes in fresh 64 KiB chunks, never holding more than the stream's buffer. */
+function generated(total: number): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= total) {
+        this.push(null);
+        return;
+      }
+      const size = Math.min(CHUNK, total - sent);
+      const chunk = Buffer.allocUnsafe(size).fill(sent & 0xff);
+      sent += size;
+      this.push(chunk);
+    },
+  });
+}
+
+/** Samples the process RSS every 20 ms while `work` runs; returns its result and the peak growth. */
+async function measurePeakRssGrowth<T>(work: () => Promise<T>): Promise<{ result: T; growth: number }> {
+  const baseline = process.memoryUsage().rss;
+  let peak = baseline;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 20);
+  try {
+    const result = await work();
+    peak = Math.max(peak, process.memoryUsage().rss);
+    return { result, growth: peak - baseline };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+function postJson(port: number, path: string, body: string | Buffer, headers: Record<string, string> = {}) {
+  return rawRequest(port, {
+    method: 'POST',
+    path,
+    headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers },
+    body,
+  });
+}
+
+describe.each(expressVersions)('bodies read by body parsers before gateway() (%s)', (_label, express) => {
+  let upstream: Upstream;
+  let app: RunningApp;
+  let gw: ReturnType<typeof gateway>;
+
+  beforeAll(async () => {
+    upstream = await startUpstream({ name: 'echo' });
+    const server = express();
+    server.use(express.json());
+    server.use(express.urlencoded({ extended: false }));
+    server.use(express.text());
+    server.use(express.raw({ type: 'application/vnd.blob' }));
+    gw = gateway({ routes: [{ path: '/api', upstream: upstream.url }] });
+    server.use(gw);
+    server.use(problemHandler());
+    app = await listen(server);
+  });
+  afterAll(async () => {
+    await gw.close();
+    await app.close();
+    await upstream.close();
+  });
+  beforeEach(() => {
+    upstream.requests.length = 0;
+  });
+
+  /** The one request the upstream received: its body, and Content-Length equal to the body's byte length. */
+  const received = () => {
+    expect(upstream.requests).toHaveLength(1);
+    const request = upstream.requests[0];
+    expect(request.headers['content-length']).toBe(String(request.body.length));
+    expect(request.headers['transfer-encoding']).toBeUndefined();
+    return request;
+  };
+
+  it('re-sends a JSON body parsed by express.json() intact with a correct Content-Length', async () => {
+    const sent = { id: 7, items: [{ sku: 'A-1', qty: 2 }, { sku: 'B-2', qty: 1 }], note: null, paid: false };
+    const res = await postJson(app.port, '/api/orders', JSON.stringify(sent));
+    expect(res.status).toBe(200);
+    const request = received();
+    expect(request.method).toBe('POST');
+    expect(JSON.parse(request.body.toString('utf8'))).toEqual(sent);
+    expect(request.headers['content-type']).toBe('application/json');
+  });
+
+  it('re-sends an empty JSON object', async () => {
+    const res = await postJson(app.port, '/api/orders', '{}');
+    expect(res.status).toBe(200);
+    const request = received();
+    expect(request.body.toString('utf8')).toBe('{}');
+    expect(request.headers['content-length']).toBe('2');
+  });
+
+  it('re-sends unicode JSON with Content-Length counted in bytes, not characters', async () => {
+    const sent = { name: 'Zoë Ångström', greeting: '日本語 😀', emoji: '👩‍👩‍👧' };
+    const text = JSON.stringify(sent);
+    expect(Buffer.byteLength(text)).toBeGreaterThan(text.length);
+    const res = await postJson(app.port, '/api/orders', text, { 'content-type': 'application/json; charset=utf-8' });
+    expect(res.status).toBe(200);
+    const request = received();
+    expect(JSON.parse(request.body.toString('utf8'))).toEqual(sent);
+    expect(Number(request.headers['content-length'])).toBe(Buffer.byteLength(JSON.stringify(sent)));
+  });
+
+  it('forwards a gzip-encoded JSON body, inflated by express.json(), as plain JSON without Content-Encoding', async () => {
+    const sent = { compressed: true, payload: 'x'.repeat(2000) };
+    const res = await postJson(app.port, '/api/orders', gzipSync(JSON.stringify(sent)), { 'content-encoding': 'gzip' });
+    expect(res.status).toBe(200);
+    const request = received();
+    expect(request.headers['content-encoding']).toBeUndefined();
+    expect(JSON.parse(request.body.toString('utf8'))).toEqual(sent);
+  });
+
+  it('re-sends a urlencoded form parsed by express.urlencoded({ extended: false })', async () => {
+    const form = 'name=Zo%C3%AB+A&tag=x&tag=y&empty=&sym=a%26b%3Dc';
+    const res = await rawRequest(app.port, {
+      method: 'POST',
+      path: '/api/forms',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(form.length) },
+      body: form,
+    });
+    expect(res.status).toBe(200);
+    const request = received();
+    const params = new URLSearchParams(request.body.toString('utf8'));
+    expect(params.get('name')).toBe('Zoë A');
+    expect(params.getAll('tag')).toEqual(['x', 'y']);
+    expect(params.get('empty')).toBe('');
+    expect(params.get('sym')).toBe('a&b=c');
+    expect([...params.keys()].sort()).toEqual(['empty', 'name', 'sym', 'tag', 'tag']);
+  });
+
+  it('re-sends a text body parsed by express.text()', async () => {
+    const text = 'line one\nligne deux — ünïcödé\n';
+    const res = await rawRequest(app.port, {
+      method: 'PUT',
+      path: '/api/notes/1',
+      headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) },
+      body: text,
+    });
+    expect(res.status).toBe(200);
+    expect(received().body.toString('utf8')).toBe(text);
+  });
+
+  it('re-sends a binary body read by express.raw() byte for byte', async () => {
+    const blob = randomBytes(64 * 1024);
+    const res = await rawRequest(app.port, {
+      method: 'POST',
+      path: '/api/blobs',
+      headers: { 'content-type': 'application/vnd.blob', 'content-length': String(blob.length) },
+      body: blob,
+    });
+    expect(res.status).toBe(200);
+    expect(sha256(received().body)).toBe(sha256(blob));
+  });
+
+  it('re-sends a chunked JSON upload (no Content-Length from the client) with a Content-Length', async () => {
+    const sent = { chunked: true, n: [1, 2, 3] };
+    const res = await rawRequest(app.port, {
+      method: 'POST',
+      path: '/api/orders',
+      headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      body: JSON.stringify(sent),
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(received().body.toString('utf8'))).toEqual(sent);
+  });
+
+  it('answers malformed JSON with 400 problem+json ERR_BAD_REQUEST_BODY (problemHandler) and forwards nothing', async () => {
+    const res = await postJson(app.port, '/api/orders', '{"id": 7,', { 'x-request-id': 'bad-json-1' });
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(JSON.parse(res.body)).toMatchObject({ status: 400, code: 'ERR_BAD_REQUEST_BODY', requestId: 'bad-json-1' });
+    expect(res.headers['x-request-id']).toBe('bad-json-1');
+    expect(upstream.requests).toEqual([]);
+  });
+});
+
+describe.each(expressVersions)('malformed JSON without problemHandler (%s)', (_label, express) => {
+  it("answers 400 from Express's own error handler and forwards nothing", async () => {
+    const upstream = await startUpstream({ name: 'echo' });
+    const server = express();
+    server.use(express.json());
+    const gw = gateway({ routes: [{ path: '/api', upstream: upstream.url }] });
+    server.use(gw);
+    const app = await listen(server);
+    try {
+      const res = await postJson(app.port, '/api/orders', '{not json');
+      expect(res.status).toBe(400);
+      expect(upstream.requests).toEqual([]);
+      expect(upstream.connections).toBe(0);
+    } finally {
+      await gw.close();
+      await app.close();
+      await upstream.close();
+    }
+  });
+});
+
+describe.each(expressVersions)('untouched bodies are streamed (%s)', (_label, express) => {
+  let upstream: Upstream;
+  let app: RunningApp;
+  let gw: ReturnType<typeof gateway>;
+  /** Bytes the large-transfer upstream counted, per request. */
+  let counted: number[] = [];
+
+  beforeAll(async () => {
+    upstream = await startUpstream({
+      name: 'big',
+      streaming: true,
+      handler: (req, res) => {
+        if (req.url?.startsWith('/download/')) {
+          const size = Number(req.url.split('/')[2]);
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+          generated(size).pipe(res);
+          return;
+        }
+        const length = (req as { receivedLength?: number }).receivedLength ?? -1;
+        counted.push(length);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ received: length }));
+      },
+    });
+    const server = express();
+    gw = gateway({
+      routes: [
+        { path: '/upload', upstream: upstream.url },
+        { path: '/download', upstream: upstream.url },
+      ],
+    });
+    server.use(gw);
+    app = await listen(server);
+  });
+  afterAll(async () => {
+    await gw.close();
+    await app.close();
+    await upstream.close();
+  });
+  beforeEach(() => {
+    counted = [];
+    upstream.requests.length = 0;
+  });
+
+  it('streams a 1 MB octet-stream body byte-identical when no body parser ran', async () => {
+    // The large-transfer upstream only counts bytes; a buffering one keeps what arrived so it can be hashed.
+    const buffering = await startUpstream({ name: 'hash' });
+    const server = express();
+    const local = gateway({ routes: [{ path: '/upload', upstream: buffering.url }] });
+    server.use(local);
+    const hashApp = await listen(server);
+    try {
+      const blob = randomBytes(MB);
+      const res = await rawRequest(hashApp.port, {
+        method: 'POST',
+        path: '/upload/blob',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.length) },
+        body: blob,
+      });
+      expect(res.status).toBe(200);
+      expect(buffering.requests).toHaveLength(1);
+      const request = buffering.requests[0];
+      expect(request.body.length).toBe(MB);
+      expect(sha256(request.body)).toBe(sha256(blob));
+      expect(request.headers['content-length']).toBe(String(MB));
+      expect(request.headers['content-type']).toBe('application/octet-stream');
+    } finally {
+      await local.close();
+      await hashApp.close();
+      await buffering.close();
+    }
+  });
+
+  /** POSTs `size` generated bytes to the gateway, streaming; resolves with the response. */
+  const upload = (size: number) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: app.port,
+          method: 'POST',
+          path: '/upload/big',
+          agent: false,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      generated(size).pipe(req);
+    });
+
+  /** GETs `size` bytes from the upstream through the gateway, counting and discarding them. */
+  const download = (size: number) =>
+    new Promise<{ status: number; length: string | undefined; bytes: number }>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: app.port, path: `/download/${size}`, agent: false }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, length: res.headers['content-length'], bytes }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+
+  it('uploads 100 MB through the gateway without buffering it', async () => {
+    // Warm up (JIT, socket and heap sizing) so the baseline is a process that has streamed before.
+    expect((await upload(10 * MB)).status).toBe(200);
+    counted = [];
+    const { result, growth } = await measurePeakRssGrowth(() => upload(LARGE));
+    expect(result.status).toBe(200);
+    expect(JSON.parse(result.body).received).toBe(LARGE);
+    expect(counted).toEqual([LARGE]);
+    expect(growth).toBeLessThan(60 * MB);
+  }, 15_000);
+
+  it('downloads 100 MB through the gateway without buffering it', async () => {
+    expect((await download(10 * MB)).bytes).toBe(10 * MB);
+    const { result, growth } = await measurePeakRssGrowth(() => download(LARGE));
+    expect(result.status).toBe(200);
+    expect(result.length).toBe(String(LARGE));
+    expect(result.bytes).toBe(LARGE);
+    expect(growth).toBeLessThan(60 * MB);
+  }, 15_000);
+});
