@@ -21,6 +21,11 @@ export interface RequestContext {
   forwardUrl?: string;
   /** Target URL (href) of the upstream the last attempt went to. */
   upstream?: string;
+  /**
+   * Headers the gateway adds to the upstream request (identity, later transforms). proxy() sets them
+   * after removing hop-by-hop headers, so a client cannot strip them by naming them in `Connection`.
+   */
+  upstreamHeaders?: Record<string, string>;
 }
 
 const CONTEXT = Symbol.for('frontdoor.context');

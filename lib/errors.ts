@@ -13,6 +13,15 @@ export type GatewayErrorCode =
   | 'ERR_UPSTREAM_TIMEOUT'
   | 'ERR_UPSTREAM_RESET'
   | 'ERR_NO_HEALTHY_UPSTREAM'
+  | 'ERR_AUTH_MISSING'
+  | 'ERR_AUTH_TOKEN_EXPIRED'
+  | 'ERR_AUTH_TOKEN_INVALID'
+  | 'ERR_AUTH_KEY_INVALID'
+  | 'ERR_AUTH_CERT_INVALID'
+  | 'ERR_AUTH_UNAVAILABLE'
+  | 'ERR_FORBIDDEN_SCOPE'
+  | 'ERR_FORBIDDEN'
+  | 'ERR_IP_DENIED'
   | 'ERR_INTERNAL';
 
 /** Human titles per code (the problem+json `title`: the same for every occurrence of a code). */
@@ -25,6 +34,15 @@ export const ERROR_TITLES: Record<GatewayErrorCode, string> = {
   ERR_UPSTREAM_TIMEOUT: 'Upstream timeout',
   ERR_UPSTREAM_RESET: 'Upstream connection reset',
   ERR_NO_HEALTHY_UPSTREAM: 'No healthy upstream',
+  ERR_AUTH_MISSING: 'Authentication required',
+  ERR_AUTH_TOKEN_EXPIRED: 'Token expired',
+  ERR_AUTH_TOKEN_INVALID: 'Invalid token',
+  ERR_AUTH_KEY_INVALID: 'Invalid API key',
+  ERR_AUTH_CERT_INVALID: 'Client certificate not accepted',
+  ERR_AUTH_UNAVAILABLE: 'Authentication unavailable',
+  ERR_FORBIDDEN_SCOPE: 'Insufficient scope',
+  ERR_FORBIDDEN: 'Forbidden',
+  ERR_IP_DENIED: 'Address not allowed',
   ERR_INTERNAL: 'Internal gateway error',
 };
 

@@ -12,6 +12,11 @@ import { assertKnownKeys } from '../lib/options';
 import { normalisePath, splitUrl } from '../lib/path';
 import { sendProblem } from '../lib/problem';
 import type { UpstreamOptions } from '../lib/upstream-pool';
+import cors from 'cors';
+import type { CorsOptions } from 'cors';
+import { authenticate, AuthenticateOptions } from './authenticate';
+import { authorize, AuthorizeOptions } from './authorize';
+import { ipFilter, IpFilterOptions } from './ip-filter';
 import { ErrorMode, PathRewrite, proxy, ProxyMiddleware } from './proxy';
 
 /** Upstream settings of a route: the pool plus timeouts and retries. */
@@ -45,6 +50,14 @@ export interface RouteOptions {
   ws?: boolean;
   /** Set X-Forwarded-* headers. Defaults to true. */
   xForwarded?: boolean;
+  /** CORS for this route (the `cors` package's options, or `true` for its defaults). Preflights are answered before auth. */
+  cors?: CorsOptions | true;
+  /** Client address rules, see ipFilter(). */
+  ipFilter?: IpFilterOptions;
+  /** Authentication: authenticate() options, or the name of a scheme in the gateway's `authSchemes`. */
+  auth?: AuthenticateOptions | string;
+  /** Access rules after authentication, see authorize(). */
+  authorize?: AuthorizeOptions;
 }
 
 export interface GatewayOptions {
@@ -54,6 +67,8 @@ export interface GatewayOptions {
   onError?: ErrorMode;
   /** Match paths case-sensitively. Defaults to false, like Express's own routing. */
   caseSensitive?: boolean;
+  /** Named authentication schemes shared by routes (`auth: 'partners'`): one key cache for all of them. */
+  authSchemes?: Record<string, AuthenticateOptions>;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
@@ -67,7 +82,7 @@ interface CompiledRoute {
   stripPath: boolean;
   ws: boolean;
   proxy: ProxyMiddleware;
-  /** The route's pipeline, fixed order: (later: trace → auth → rate limit → cache → transform) → proxy. */
+  /** The route's pipeline, fixed order: cors → ipFilter → auth → authorize → (later: rate limit → cache → transform) → proxy. */
   handlers: Handler[];
   /** Path, methods and hosts: two routes with the same key would shadow each other. */
   key: string;
@@ -85,8 +100,8 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-const ROUTE_KEYS = ['path', 'upstream', 'name', 'methods', 'host', 'rewrite', 'stripPath', 'preserveHost', 'ws', 'xForwarded'];
-const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive'];
+const ROUTE_KEYS = ['path', 'upstream', 'name', 'methods', 'host', 'rewrite', 'stripPath', 'preserveHost', 'ws', 'xForwarded', 'cors', 'ipFilter', 'auth', 'authorize'];
+const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive', 'authSchemes'];
 
 /**
  * Creates the gateway router.
@@ -105,9 +120,13 @@ export function gateway(options: GatewayOptions): Gateway {
   if (errorMode !== 'respond' && errorMode !== 'next') throw new ConfigError(`"onError" must be 'respond' or 'next'; received ${JSON.stringify(errorMode)}.`);
   const caseSensitive = options.caseSensitive === true;
 
+  const schemes = new Map<string, Handler>();
+  for (const [schemeName, schemeOptions] of Object.entries(options.authSchemes ?? {})) {
+    schemes.set(schemeName, authenticate({ ...schemeOptions, onError: 'next' }, `authSchemes.${schemeName}.`));
+  }
   const routes: CompiledRoute[] = [];
   try {
-    options.routes.forEach((route, index) => routes.push(compileRoute(route, `routes[${index}].`, caseSensitive)));
+    options.routes.forEach((route, index) => routes.push(compileRoute(route, `routes[${index}].`, caseSensitive, schemes)));
   } catch (err) {
     for (const route of routes) void route.proxy.close();
     throw err;
@@ -184,7 +203,7 @@ export function gateway(options: GatewayOptions): Gateway {
   return router;
 }
 
-function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean): CompiledRoute {
+function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean, schemes: Map<string, Handler>): CompiledRoute {
   if (!route || typeof route !== 'object') throw new ConfigError(`"${prefix.slice(0, -1)}" must be an object like { path: '/api/orders', upstream: 'http://127.0.0.1:4001' }.`);
   assertKnownKeys(route, ROUTE_KEYS, prefix);
   if (typeof route.path !== 'string' || !route.path.startsWith('/')) {
@@ -198,6 +217,22 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   if (!upstream || typeof upstream !== 'object') throw new ConfigError(`"${prefix}upstream" must be a URL or an object with "target" or "targets".`);
   const methods = route.methods === undefined ? undefined : compileMethods(route.methods, `${prefix}methods`);
   const hosts = route.host === undefined ? undefined : compileHosts(route.host, `${prefix}host`);
+
+  // Policies first, in the documented order; each hands its errors to the gateway (onError: 'next').
+  const handlers: Handler[] = [];
+  if (route.cors !== undefined) handlers.push(cors(route.cors === true ? {} : route.cors) as Handler);
+  if (route.ipFilter !== undefined) handlers.push(ipFilter({ ...route.ipFilter, onError: 'next' }, `${prefix}ipFilter.`));
+  if (typeof route.auth === 'string') {
+    const shared = schemes.get(route.auth);
+    if (!shared) throw new ConfigError(`"${prefix}auth" names the scheme ${JSON.stringify(route.auth)}, which is not in "authSchemes" (${[...schemes.keys()].join(', ') || 'none defined'}).`);
+    handlers.push(shared);
+  } else if (route.auth !== undefined) {
+    handlers.push(authenticate({ ...route.auth, onError: 'next' }, `${prefix}auth.`));
+  }
+  if (route.authorize !== undefined) {
+    if (route.auth === undefined) throw new ConfigError(`"${prefix}authorize" needs "${prefix}auth": there is no consumer to authorize without authentication.`);
+    handlers.push(authorize({ ...route.authorize, onError: 'next' }, `${prefix}authorize.`));
+  }
 
   const routeProxy = proxy(
     {
@@ -218,7 +253,7 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
     stripPath: route.stripPath === true,
     ws: route.ws === true,
     proxy: routeProxy,
-    handlers: [routeProxy],
+    handlers: [...handlers, routeProxy],
     key: `${pathPrefix} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
   };
 }

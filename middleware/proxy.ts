@@ -276,6 +276,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     prepareForwardHeaders(req, { websocket: false, xForwarded });
     // The gateway's own headers are set after the client's copies (and what its Connection named) are gone.
     req.headers[REQUEST_ID_HEADER] = context.requestId;
+    if (context.upstreamHeaders) Object.assign(req.headers, context.upstreamHeaders);
     if (body) {
       req.headers['content-length'] = String(body.length);
       delete req.headers['transfer-encoding'];
@@ -327,6 +328,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     if (!target) return rejectUpgrade(socket, 503, 'Service Unavailable');
     prepareForwardHeaders(req, { websocket: true, xForwarded });
     req.headers[REQUEST_ID_HEADER] = context.requestId;
+    if (context.upstreamHeaders) Object.assign(req.headers, context.upstreamHeaders);
     req.url = url;
     server.ws(req, socket, head, {
       ...baseOptions,

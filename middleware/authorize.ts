@@ -1,0 +1,78 @@
+/**
+ * authorize(): decides whether the authenticated consumer may make this request — by scopes, by tier,
+ * or by a predicate. Runs after authenticate(); refusal is a 403 problem+json.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Consumer, getConsumer } from '../lib/consumer';
+import { ConfigError, GatewayError } from '../lib/errors';
+import { assertKnownKeys } from '../lib/options';
+import { sendProblem } from '../lib/problem';
+import type { ErrorMode } from './proxy';
+
+export interface AuthorizeOptions {
+  /** Every one of these scopes is required, e.g. `['orders:write']`. */
+  scopes?: string[];
+  /** The consumer's tier must be one of these. */
+  tiers?: string[];
+  /** Custom rule; return true to allow. Runs after the scope and tier checks. */
+  allow?: (consumer: Consumer, req: IncomingMessage) => boolean;
+  /** Answer refusals as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
+  onError?: ErrorMode;
+}
+
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+/**
+ * Creates the authorization middleware. A predicate alone may be passed: `authorize((consumer) => consumer.tier === 'enterprise')`.
+ *
+ * @example
+ * app.post('/api/orders', authenticate({ jwt }), authorize({ scopes: ['orders:write'] }), proxy({ target }));
+ */
+export function authorize(options: AuthorizeOptions | ((consumer: Consumer, req: IncomingMessage) => boolean), optionPrefix = ''): Middleware {
+  const resolved: AuthorizeOptions = typeof options === 'function' ? { allow: options } : options;
+  if (!resolved || typeof resolved !== 'object') throw new ConfigError(`authorize() needs options. Example: authorize({ scopes: ['orders:write'] }).`);
+  assertKnownKeys(resolved, ['scopes', 'tiers', 'allow', 'onError'], optionPrefix);
+  const name = (key: string) => optionPrefix + key;
+  const scopes = stringList(resolved.scopes, name('scopes'));
+  const tiers = stringList(resolved.tiers, name('tiers'));
+  if (resolved.allow !== undefined && typeof resolved.allow !== 'function') throw new ConfigError(`"${name('allow')}" must be a function (consumer, req) => boolean.`);
+  if (!scopes && !tiers && !resolved.allow) throw new ConfigError(`authorize() needs "${name('scopes')}", "${name('tiers')}" or "${name('allow')}".`);
+  const errorMode = resolved.onError ?? 'respond';
+  const allow = resolved.allow;
+
+  return function authorizeMiddleware(req, res, next) {
+    const fail = (err: GatewayError) => (errorMode === 'next' ? next(err) : sendProblem(req, res, err));
+    const consumer = getConsumer(req);
+    if (!consumer) return fail(new GatewayError(401, 'ERR_AUTH_MISSING', { detail: 'Credentials are required.', headers: { 'WWW-Authenticate': 'Bearer realm="api"' } }));
+    if (scopes) {
+      const missing = scopes.filter((scope) => !consumer.scopes.includes(scope));
+      if (missing.length) {
+        return fail(new GatewayError(403, 'ERR_FORBIDDEN_SCOPE', {
+          detail: `This request needs the scope${missing.length > 1 ? 's' : ''} ${missing.join(' ')}.`,
+          headers: consumer.scheme === 'jwt' ? { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${scopes.join(' ')}"` } : undefined,
+        }));
+      }
+    }
+    if (tiers && !(consumer.tier && tiers.includes(consumer.tier))) {
+      return fail(new GatewayError(403, 'ERR_FORBIDDEN', { detail: 'Your plan does not include this API.' }));
+    }
+    if (allow) {
+      let allowed: boolean;
+      try {
+        allowed = allow(consumer, req) === true;
+      } catch (err) {
+        return fail(new GatewayError(500, 'ERR_INTERNAL', { detail: 'The access rule failed.', cause: err }));
+      }
+      if (!allowed) return fail(new GatewayError(403, 'ERR_FORBIDDEN', { detail: 'You are not allowed to make this request.' }));
+    }
+    next();
+  };
+}
+
+function stringList(value: unknown, option: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || !value.every((item) => typeof item === 'string' && item)) {
+    throw new ConfigError(`"${option}" must be a non-empty list of strings; received ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
