@@ -96,7 +96,6 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unkno
 const KNOWN = ['jwt', 'apiKey', 'mtls', 'optional', 'identityHeaders', 'forwardAuthorization', 'realm', 'onError'];
 const JWT_KNOWN = ['secret', 'jwksUri', 'jwksRefetchPerMinute', 'jwksCacheMaxAge', 'jwksTimeout', 'algorithms', 'issuer', 'audience', 'clockTolerance', 'requireExpiry', 'idClaim', 'tierClaim'];
 const API_KEY_KNOWN = ['header', 'query', 'keys', 'lookup'];
-const MISSING = 'no credentials';
 
 /** A scheme tried in order; `attempt` resolves a consumer, `false` when its credential is absent, or throws a GatewayError. */
 interface Scheme {
