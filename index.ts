@@ -27,3 +27,7 @@ export type { IpFilterOptions } from './middleware/ip-filter';
 export { getConsumer } from './lib/consumer';
 export type { Consumer, AuthScheme } from './lib/consumer';
 export type { JwtAlgorithm } from './lib/jwt-keys';
+export { rateLimit } from './middleware/rate-limit';
+export type { RateLimitOptions, RateLimitMiddleware } from './middleware/rate-limit';
+export type { Logger } from './lib/log';
+export type { RedisClientLike } from './lib/redis';

@@ -22,6 +22,8 @@ export type GatewayErrorCode =
   | 'ERR_FORBIDDEN_SCOPE'
   | 'ERR_FORBIDDEN'
   | 'ERR_IP_DENIED'
+  | 'ERR_RATE_LIMITED'
+  | 'ERR_RATE_LIMIT_UNAVAILABLE'
   | 'ERR_INTERNAL';
 
 /** Human titles per code (the problem+json `title`: the same for every occurrence of a code). */
@@ -43,6 +45,8 @@ export const ERROR_TITLES: Record<GatewayErrorCode, string> = {
   ERR_FORBIDDEN_SCOPE: 'Insufficient scope',
   ERR_FORBIDDEN: 'Forbidden',
   ERR_IP_DENIED: 'Address not allowed',
+  ERR_RATE_LIMITED: 'Too many requests',
+  ERR_RATE_LIMIT_UNAVAILABLE: 'Rate limiting unavailable',
   ERR_INTERNAL: 'Internal gateway error',
 };
 

@@ -17,6 +17,7 @@ import type { CorsOptions } from 'cors';
 import { authenticate, AuthenticateOptions } from './authenticate';
 import { authorize, AuthorizeOptions } from './authorize';
 import { ipFilter, IpFilterOptions } from './ip-filter';
+import { rateLimit, RateLimitMiddleware, RateLimitOptions } from './rate-limit';
 import { ErrorMode, PathRewrite, proxy, ProxyMiddleware } from './proxy';
 
 /** Upstream settings of a route: the pool plus timeouts and retries. */
@@ -58,6 +59,8 @@ export interface RouteOptions {
   auth?: AuthenticateOptions | string;
   /** Access rules after authentication, see authorize(). */
   authorize?: AuthorizeOptions;
+  /** Rate limit, see rateLimit(). Counters are per route unless routes share a `name`. */
+  rateLimit?: RateLimitOptions;
 }
 
 export interface GatewayOptions {
@@ -82,7 +85,7 @@ interface CompiledRoute {
   stripPath: boolean;
   ws: boolean;
   proxy: ProxyMiddleware;
-  /** The route's pipeline, fixed order: cors → ipFilter → auth → authorize → (later: rate limit → cache → transform) → proxy. */
+  /** The route's pipeline, fixed order: cors → ipFilter → auth → authorize → rate limit → (later: cache → transform) → proxy. */
   handlers: Handler[];
   /** Path, methods and hosts: two routes with the same key would shadow each other. */
   key: string;
@@ -100,7 +103,7 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-const ROUTE_KEYS = ['path', 'upstream', 'name', 'methods', 'host', 'rewrite', 'stripPath', 'preserveHost', 'ws', 'xForwarded', 'cors', 'ipFilter', 'auth', 'authorize'];
+const ROUTE_KEYS = ['path', 'upstream', 'name', 'methods', 'host', 'rewrite', 'stripPath', 'preserveHost', 'ws', 'xForwarded', 'cors', 'ipFilter', 'auth', 'authorize', 'rateLimit'];
 const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive', 'authSchemes'];
 
 /**
@@ -124,11 +127,13 @@ export function gateway(options: GatewayOptions): Gateway {
   for (const [schemeName, schemeOptions] of Object.entries(options.authSchemes ?? {})) {
     schemes.set(schemeName, authenticate({ ...schemeOptions, onError: 'next' }, `authSchemes.${schemeName}.`));
   }
+  const limiters: SharedLimiters = new Map();
   const routes: CompiledRoute[] = [];
+  const closeAll = () => Promise.all([...routes.map((route) => route.proxy.close()), ...[...limiters.values()].map(({ limiter }) => limiter.close())]);
   try {
-    options.routes.forEach((route, index) => routes.push(compileRoute(route, `routes[${index}].`, caseSensitive, schemes)));
+    options.routes.forEach((route, index) => routes.push(compileRoute(route, `routes[${index}].`, caseSensitive, schemes, limiters)));
   } catch (err) {
-    for (const route of routes) void route.proxy.close();
+    void closeAll();
     throw err;
   }
   // Longest prefix first: the first route that matches is the most specific.
@@ -137,7 +142,7 @@ export function gateway(options: GatewayOptions): Gateway {
   for (const route of routes) {
     const twin = seen.get(route.key);
     if (twin !== undefined) {
-      void Promise.all(routes.map((r) => r.proxy.close()));
+      void closeAll();
       throw new ConfigError(`routes "${twin}" and "${route.name}" have the same path, methods and host; the second would never match.`);
     }
     seen.set(route.key, route.name);
@@ -198,12 +203,15 @@ export function gateway(options: GatewayOptions): Gateway {
   };
 
   router.close = async function closeGateway(): Promise<void> {
-    await Promise.all(routes.map((route) => route.proxy.close()));
+    await closeAll();
   };
   return router;
 }
 
-function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean, schemes: Map<string, Handler>): CompiledRoute {
+/** Rate limiters by counter name: routes naming the same counter share one limiter (and its options). */
+type SharedLimiters = Map<string, { limiter: RateLimitMiddleware; options: string; route: string }>;
+
+function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean, schemes: Map<string, Handler>, limiters: SharedLimiters): CompiledRoute {
   if (!route || typeof route !== 'object') throw new ConfigError(`"${prefix.slice(0, -1)}" must be an object like { path: '/api/orders', upstream: 'http://127.0.0.1:4001' }.`);
   assertKnownKeys(route, ROUTE_KEYS, prefix);
   if (typeof route.path !== 'string' || !route.path.startsWith('/')) {
@@ -232,6 +240,17 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   if (route.authorize !== undefined) {
     if (route.auth === undefined) throw new ConfigError(`"${prefix}authorize" needs "${prefix}auth": there is no consumer to authorize without authentication.`);
     handlers.push(authorize({ ...route.authorize, onError: 'next' }, `${prefix}authorize.`));
+  }
+  if (route.rateLimit !== undefined) {
+    const counter = route.rateLimit.name ?? route.name ?? route.path;
+    const fingerprint = JSON.stringify({ ...route.rateLimit, name: counter, redis: typeof route.rateLimit.redis === 'string' ? route.rateLimit.redis : undefined });
+    const shared = limiters.get(counter);
+    if (shared && shared.options !== fingerprint) {
+      throw new ConfigError(`"${prefix}rateLimit" shares the counter ${JSON.stringify(counter)} with route "${shared.route}" but with other options; give it its own "name" or the same options.`);
+    }
+    const limiter = shared?.limiter ?? rateLimit({ ...route.rateLimit, name: counter, onError: 'next' }, `${prefix}rateLimit.`);
+    if (!shared) limiters.set(counter, { limiter, options: fingerprint, route: route.name ?? route.path });
+    handlers.push(limiter);
   }
 
   const routeProxy = proxy(
