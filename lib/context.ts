@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Context, Span } from '@opentelemetry/api';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -26,6 +27,12 @@ export interface RequestContext {
    * after removing hop-by-hop headers, so a client cannot strip them by naming them in `Connection`.
    */
   upstreamHeaders?: Record<string, string>;
+  /** The SERVER span of the request, when trace() runs. */
+  span?: Span;
+  /** The OpenTelemetry context holding `span`: parent of upstream CLIENT spans. */
+  traceContext?: Context;
+  /** Code of the error the gateway answered with, for metrics and logs. */
+  errorCode?: string;
 }
 
 const CONTEXT = Symbol.for('frontdoor.context');

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERROR_TITLES, GatewayError } from './errors';
 import { getContext } from './context';
+import { recordProblem } from './telemetry';
 
 /** Base of the problem `type` URIs: each code has a heading in docs/errors.md. */
 export const PROBLEM_TYPE_BASE = 'https://github.com/frontdoor-gateway/frontdoor/blob/main/docs/errors.md#';
@@ -51,6 +52,8 @@ export function sendProblem(req: IncomingMessage, res: ServerResponse, err: unkn
   }
   const body = JSON.stringify(problemDocument(req, error));
   const context = getContext(req, res);
+  context.errorCode = error.code;
+  recordProblem(req, error);
   res.statusCode = error.status;
   res.setHeader('Content-Type', 'application/problem+json');
   res.setHeader('Content-Length', Buffer.byteLength(body));

@@ -119,6 +119,8 @@ export interface PoolEvents {
 }
 
 export class UpstreamPool extends EventEmitter<PoolEvents> {
+  /** Pools not yet closed, for observers such as the target-health gauge. */
+  static readonly live = new Set<UpstreamPool>();
   readonly targets: readonly UpstreamTarget[];
   readonly agent: http.Agent;
   private readonly passive: { failures: number; cooldown: number; maxCooldown: number } | undefined;
@@ -162,6 +164,7 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     }
     const active = options.health?.active;
     if (active) this.startActiveChecks(active === true ? {} : active, name);
+    UpstreamPool.live.add(this);
   }
 
   /**
@@ -191,16 +194,18 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     }
   }
 
-  /** The attempt failed to connect, was reset, timed out, or got a 5xx. */
-  reportFailure(target: UpstreamTarget): void {
-    if (!this.passive) return;
+  /** The attempt failed to connect, was reset, timed out, or got a 5xx. Returns true when this ejected the target. */
+  reportFailure(target: UpstreamTarget): boolean {
+    if (!this.passive) return false;
     if (target.state === 'ejected') {
       target.trialInFlight = false;
       this.eject(target);
-      return;
+      return true;
     }
     target.failures += 1;
-    if (target.failures >= this.passive.failures) this.eject(target);
+    if (target.failures < this.passive.failures) return false;
+    this.eject(target);
+    return true;
   }
 
   /** The attempt ended without a verdict (the client went away): free the trial slot. */
@@ -219,6 +224,7 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
   /** Stops health checks and closes pooled sockets. */
   async close(): Promise<void> {
     this.closed = true;
+    UpstreamPool.live.delete(this);
     for (const timer of this.timers) clearInterval(timer);
     this.timers.length = 0;
     this.agent.destroy();

@@ -18,6 +18,9 @@ import { authenticate, AuthenticateOptions } from './authenticate';
 import { authorize, AuthorizeOptions } from './authorize';
 import { ipFilter, IpFilterOptions } from './ip-filter';
 import { rateLimit, RateLimitMiddleware, RateLimitOptions } from './rate-limit';
+import { trace, TraceOptions } from './trace';
+import { metrics, MetricsOptions } from './metrics';
+import { accessLog, AccessLogOptions } from './access-log';
 import { ErrorMode, PathRewrite, proxy, ProxyMiddleware } from './proxy';
 
 /** Upstream settings of a route: the pool plus timeouts and retries. */
@@ -72,6 +75,12 @@ export interface GatewayOptions {
   caseSensitive?: boolean;
   /** Named authentication schemes shared by routes (`auth: 'partners'`): one key cache for all of them. */
   authSchemes?: Record<string, AuthenticateOptions>;
+  /** Trace every routed request (SERVER span + upstream CLIENT spans): trace() options or `true`. */
+  trace?: TraceOptions | boolean;
+  /** Record metrics of every routed request: metrics() options or `true`. */
+  metrics?: MetricsOptions | boolean;
+  /** Write an access log line per routed request: accessLog() options or `true`. */
+  accessLog?: AccessLogOptions | boolean;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
@@ -85,7 +94,7 @@ interface CompiledRoute {
   stripPath: boolean;
   ws: boolean;
   proxy: ProxyMiddleware;
-  /** The route's pipeline, fixed order: cors → ipFilter → auth → authorize → rate limit → (later: cache → transform) → proxy. */
+  /** The route's pipeline, fixed order: trace → logs/metrics → cors → ipFilter → auth → authorize → rate limit → (later: cache → transform) → proxy. */
   handlers: Handler[];
   /** Path, methods and hosts: two routes with the same key would shadow each other. */
   key: string;
@@ -104,7 +113,7 @@ export interface Gateway {
 }
 
 const ROUTE_KEYS = ['path', 'upstream', 'name', 'methods', 'host', 'rewrite', 'stripPath', 'preserveHost', 'ws', 'xForwarded', 'cors', 'ipFilter', 'auth', 'authorize', 'rateLimit'];
-const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive', 'authSchemes'];
+const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive', 'authSchemes', 'trace', 'metrics', 'accessLog'];
 
 /**
  * Creates the gateway router.
@@ -127,11 +136,24 @@ export function gateway(options: GatewayOptions): Gateway {
   for (const [schemeName, schemeOptions] of Object.entries(options.authSchemes ?? {})) {
     schemes.set(schemeName, authenticate({ ...schemeOptions, onError: 'next' }, `authSchemes.${schemeName}.`));
   }
+  // Observability wraps every route's pipeline, first: trace → (request id) → logs and metrics.
+  const observers: Handler[] = [];
+  if (options.trace) observers.push(trace(options.trace === true ? {} : options.trace));
+  const metricsMiddleware = options.metrics ? metrics(options.metrics === true ? {} : options.metrics) : undefined;
+  if (metricsMiddleware) observers.push(metricsMiddleware);
+  if (options.accessLog) observers.push(accessLog(options.accessLog === true ? {} : options.accessLog));
   const limiters: SharedLimiters = new Map();
   const routes: CompiledRoute[] = [];
-  const closeAll = () => Promise.all([...routes.map((route) => route.proxy.close()), ...[...limiters.values()].map(({ limiter }) => limiter.close())]);
+  const closeAll = () => {
+    metricsMiddleware?.close();
+    return Promise.all([...routes.map((route) => route.proxy.close()), ...[...limiters.values()].map(({ limiter }) => limiter.close())]);
+  };
   try {
-    options.routes.forEach((route, index) => routes.push(compileRoute(route, `routes[${index}].`, caseSensitive, schemes, limiters)));
+    options.routes.forEach((route, index) => {
+      const compiled = compileRoute(route, `routes[${index}].`, caseSensitive, schemes, limiters);
+      compiled.handlers.unshift(...observers);
+      routes.push(compiled);
+    });
   } catch (err) {
     void closeAll();
     throw err;

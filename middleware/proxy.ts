@@ -19,7 +19,10 @@ import { assertKnownKeys, nonNegativeInteger } from '../lib/options';
 import { normalisePath, splitUrl } from '../lib/path';
 import { sendProblem } from '../lib/problem';
 import { consumedBody } from '../lib/request-body';
+import type { Span } from '@opentelemetry/api';
+import { endUpstreamSpan, spanEvent, startUpstreamSpan } from '../lib/telemetry';
 import { attemptError, connectTimeoutError, responseTimeoutError, isClientGone } from '../lib/upstream-errors';
+import { emitUpstreamResult } from '../lib/upstream-events';
 import { UpstreamOptions, UpstreamPool, UpstreamTarget } from '../lib/upstream-pool';
 
 /** Rewrites the forwarded path: `{ '^/v2/orders': '/internal/orders' }` (first matching pattern wins), or a function. */
@@ -84,6 +87,12 @@ interface Exchange {
   responded: boolean;
   /** The exchange is over: answered, failed, or the client left. Late events are ignored. */
   done: boolean;
+  /** Attempts made so far (the first is 0). */
+  attempt: number;
+  /** When the current attempt started (performance.now()). */
+  attemptStartedAt: number;
+  /** CLIENT span of the current attempt, when the request is traced. */
+  span: Span | undefined;
   next: ((err?: unknown) => void) | undefined;
 }
 
@@ -168,8 +177,11 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       return;
     }
     exchange.responded = true;
-    if ((proxyRes.statusCode ?? 502) >= 500) pool.reportFailure(exchange.target);
+    const status = proxyRes.statusCode ?? 502;
+    if (status >= 500) noteFailure(req, exchange.target);
     else pool.reportSuccess(exchange.target);
+    endUpstreamSpan(exchange.span, { status });
+    emitUpstreamResult(() => ({ req, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, status }));
     scrubResponseHeaders(proxyRes.headers);
     // The client's connection is the gateway's business, not the upstream's: say what Node will do with
     // it (http-proxy would otherwise copy the upstream's value or default to keep-alive).
@@ -191,10 +203,25 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     if (exchange.timer) clearTimeout(exchange.timer);
   }
 
+  /** Reports a failed attempt to passive health, and an ejection it causes to the request's span. */
+  function noteFailure(req: IncomingMessage, target: UpstreamTarget): void {
+    if (pool.reportFailure(target)) spanEvent(req, 'frontdoor.upstream.ejected', { 'frontdoor.upstream': target.href });
+  }
+
+  /** Closes the current attempt's span and reports it to observers. */
+  function attemptFailed(req: IncomingMessage, exchange: Exchange, errorType: string): void {
+    endUpstreamSpan(exchange.span, { errorType });
+    exchange.span = undefined;
+    emitUpstreamResult(() => ({ req, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, errorType }));
+  }
+
   function dispatch(req: ProxiedRequest, res: ServerResponse, exchange: Exchange): void {
     const target = exchange.target;
-    getContext(req).upstream = target.href;
+    const context = getContext(req);
+    context.upstream = target.href;
     exchange.proxyReq = undefined;
+    exchange.attemptStartedAt = performance.now();
+    exchange.span = context.span ? startUpstreamSpan(req, target.url, req.method ?? 'GET', exchange.attempt) : undefined;
     exchange.timer = responseTimeout > 0 ? setTimeout(onResponseTimeout, responseTimeout, req, res, exchange) : undefined;
     try {
       server.web(req, res, {
@@ -205,6 +232,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     } catch (err) {
       // http.request() throws synchronously on request data it refuses (e.g. an invalid header value).
       finish(exchange);
+      attemptFailed(req, exchange, 'invalid_request');
       pool.release(target);
       fail(req, res, exchange.next, new GatewayError(502, 'ERR_UPSTREAM_UNAVAILABLE', { detail: 'The request could not be sent to the upstream.', cause: err }));
     }
@@ -220,6 +248,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     // Still queued for a socket of our own pool: answer now; the request is dropped when a socket comes.
     finish(exchange);
     pool.release(exchange.target);
+    attemptFailed(req, exchange, 'ERR_UPSTREAM_TIMEOUT');
     fail(req, res, exchange.next, new GatewayError(504, 'ERR_UPSTREAM_TIMEOUT', { detail: 'The upstream did not answer in time.' }));
   }
 
@@ -230,11 +259,13 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     if (isClientGone(req, res)) {
       finish(exchange);
       pool.release(target);
+      attemptFailed(req, exchange, 'client_closed');
       return;
     }
     if (exchange.timer) clearTimeout(exchange.timer);
-    pool.reportFailure(target);
+    noteFailure(req, target);
     const error = attemptError(err);
+    attemptFailed(req, exchange, err?.code === 'ERR_FRONTDOOR_RESPONSE_TIMEOUT' ? 'ERR_UPSTREAM_TIMEOUT' : err?.code === 'ERR_FRONTDOOR_CONNECT_TIMEOUT' ? 'ERR_UPSTREAM_CONNECT_TIMEOUT' : err?.code ?? 'error');
     const reusedSocket = exchange.proxyReq?.reusedSocket === true;
     if (!res.headersSent && !exchange.responded && exchange.retriable && exchange.retriesLeft > 0 && error.retriable) {
       (exchange.tried ??= new Set()).add(target);
@@ -243,6 +274,8 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       const next = pool.pick(req, exchange.tried) ?? (error.reset && reusedSocket && target.state === 'healthy' ? target : undefined);
       if (next) {
         exchange.retriesLeft -= 1;
+        exchange.attempt += 1;
+        spanEvent(req, 'frontdoor.retry', { 'frontdoor.upstream': next.href, 'error.type': err?.code ?? 'error' });
         exchange.target = next;
         dispatch(req, res, exchange);
         return;
@@ -294,6 +327,9 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       responded: false,
       done: false,
       next,
+      attempt: 0,
+      attemptStartedAt: 0,
+      span: undefined,
     };
     request[EXCHANGE] = exchange;
     res.once('close', function onClientClose() {
@@ -302,7 +338,10 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       if (!res.writableFinished) {
         // The client went away: stop the upstream work it asked for.
         exchange.proxyReq?.destroy();
-        if (!exchange.responded) pool.release(exchange.target);
+        if (!exchange.responded) {
+          pool.release(exchange.target);
+          attemptFailed(req, exchange, 'client_closed');
+        }
       }
     });
     req.url = url;
@@ -336,7 +375,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       target: proxyTargets.get(target) as never,
       ssl: target.url.protocol === 'https:' ? (options.tls as never) : undefined,
     }, ((err: NodeJS.ErrnoException) => {
-      pool.reportFailure(target);
+      noteFailure(req, target);
       if (!socket.destroyed) rejectUpgrade(socket, attemptError(err).gatewayError.status, 'Bad Gateway');
     }) as never);
   };

@@ -1,0 +1,101 @@
+/**
+ * setupTelemetry(): starts the OpenTelemetry SDK (NodeSDK, OTLP over HTTP by default, configured by the
+ * standard OTEL_* variables) for apps that have none — and reuses the app's own when it already set one
+ * up. A collector that is down, slow or refusing never crashes or slows the gateway: export is batched
+ * and bounded in memory, failures are logged at most once a minute, shutdown never throws.
+ */
+import { trace } from '@opentelemetry/api';
+import { setGlobalErrorHandler } from '@opentelemetry/core';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import { BatchSpanProcessor, ParentBasedSampler, SpanExporter, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { Duration, parseDuration } from './duration';
+import { ConfigError } from './errors';
+import { consoleLogger, Logger } from './log';
+import { assertKnownKeys } from './options';
+
+export interface TelemetryOptions {
+  /** `service.name` of the spans. Defaults to `OTEL_SERVICE_NAME`, else `'frontdoor'`. */
+  serviceName?: string;
+  /** Share of new traces sampled (0–1); a caller's sampling decision is followed (parent-based). Defaults to `OTEL_TRACES_SAMPLER_ARG`, else 1. */
+  sampleRatio?: number;
+  /** Where spans go. Defaults to OTLP over HTTP at `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` (default http://localhost:4318). */
+  exporter?: SpanExporter;
+  /** Most spans held for export; beyond it new spans are dropped, never buffered without bound. Defaults to 2048. */
+  maxQueueSize?: number;
+  /** Delay between batch exports. Defaults to `'5s'`. */
+  exportInterval?: Duration;
+  /** Where export failures are reported (at most once a minute). Defaults to the console. */
+  logger?: Logger;
+}
+
+export interface Telemetry {
+  /** True when the app had already registered a tracer provider, which frontdoor then uses as is. */
+  readonly reused: boolean;
+  /** Flushes and stops the SDK started here (a no-op when reused). Never rejects. */
+  shutdown(): Promise<void>;
+}
+
+const KNOWN = ['serviceName', 'sampleRatio', 'exporter', 'maxQueueSize', 'exportInterval', 'logger'];
+
+export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
+  assertKnownKeys(options, KNOWN);
+  const logger = options.logger ?? consoleLogger;
+  if (hasTracerProvider()) return { reused: true, shutdown: async () => undefined };
+
+  const envRatio = process.env.OTEL_TRACES_SAMPLER_ARG === undefined ? undefined : Number(process.env.OTEL_TRACES_SAMPLER_ARG);
+  const ratio = options.sampleRatio ?? envRatio ?? 1;
+  if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) throw new ConfigError(`"sampleRatio" must be a number from 0 to 1; received ${JSON.stringify(options.sampleRatio ?? process.env.OTEL_TRACES_SAMPLER_ARG)}.`);
+  const maxQueueSize = options.maxQueueSize ?? 2048;
+  if (!Number.isInteger(maxQueueSize) || maxQueueSize < 1) throw new ConfigError(`"maxQueueSize" must be a positive integer.`);
+
+  const throttled = throttle(logger, 60_000);
+  // Export failures surface through OpenTelemetry's global error handler: report them, never throw.
+  setGlobalErrorHandler((err) => throttled(`frontdoor: trace export failed: ${(err as Error)?.message ?? err}`));
+
+  const sdk = new NodeSDK({
+    serviceName: options.serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'frontdoor',
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
+    spanProcessors: [
+      new BatchSpanProcessor(options.exporter ?? new OTLPTraceExporter(), {
+        maxQueueSize,
+        maxExportBatchSize: Math.min(512, maxQueueSize),
+        scheduledDelayMillis: options.exportInterval === undefined ? 5_000 : parseDuration(options.exportInterval, 'exportInterval'),
+        exportTimeoutMillis: 10_000,
+      }),
+    ],
+    instrumentations: [],
+  });
+  sdk.start();
+  let stopped: Promise<void> | undefined;
+  return {
+    reused: false,
+    shutdown() {
+      stopped ??= sdk.shutdown().catch((err: unknown) => throttled(`frontdoor: telemetry shutdown could not flush spans: ${(err as Error)?.message ?? err}`));
+      return stopped;
+    },
+  };
+}
+
+/** True when some SDK registered a real tracer provider behind the API's proxy. */
+function hasTracerProvider(): boolean {
+  const provider = trace.getTracerProvider() as { getDelegate?: () => object };
+  const delegate = provider.getDelegate?.() ?? provider;
+  return delegate.constructor.name !== 'NoopTracerProvider';
+}
+
+/** Logs at most one message per `interval`, saying how many were suppressed in between. */
+function throttle(logger: Logger, interval: number): (message: string) => void {
+  let last = 0;
+  let suppressed = 0;
+  return (message) => {
+    const now = Date.now();
+    if (now - last < interval) {
+      suppressed += 1;
+      return;
+    }
+    logger.warn(suppressed ? `${message} (${suppressed} similar messages suppressed)` : message);
+    last = now;
+    suppressed = 0;
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * Tracing plumbing shared by trace() and proxy(): the tracer (the app's provider when it set up the
+ * OpenTelemetry SDK, ours after setupTelemetry(), a no-op otherwise), W3C propagation with strict
+ * validation of incoming headers, the upstream CLIENT span, and span events for gateway decisions.
+ */
+import type { IncomingMessage } from 'node:http';
+import { context as otelContext, Context, propagation, ROOT_CONTEXT, Span, SpanKind, SpanStatusCode, trace, TextMapPropagator } from '@opentelemetry/api';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { getContext } from './context';
+import type { GatewayError } from './errors';
+
+export const tracer = trace.getTracer('frontdoor');
+
+/** Used when the app registered no propagator: frontdoor still speaks W3C Trace Context and Baggage. */
+const w3c = new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] });
+
+/** The app's global propagator when it has one (B3, Jaeger…), W3C otherwise. */
+export function activePropagator(): TextMapPropagator {
+  return propagation.fields().length > 0 ? propagation : w3c;
+}
+
+const TRACE_HEADERS = ['traceparent', 'tracestate', 'baggage'] as const;
+const MAX_TRACESTATE = 512;
+const MAX_BAGGAGE = 8192;
+// Version 00 exactly (55 chars); other versions may append fields but never exceed a sane size.
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\s]*)?$/;
+
+/**
+ * Reads the incoming trace context, rejecting what W3C Trace Context says to ignore: wrong lengths, zero
+ * ids, version ff, extra fields on version 00, oversized or duplicated headers (Node joins duplicates
+ * with ", "). The incoming headers are then removed: the upstream gets the gateway's own, never these as sent.
+ */
+export function extractIncoming(req: IncomingMessage): Context {
+  const headers = req.headers;
+  const carrier: Record<string, string> = {};
+  const traceparent = headers.traceparent;
+  if (typeof traceparent === 'string' && traceparent.length <= 256) {
+    const match = TRACEPARENT.exec(traceparent);
+    const valid =
+      match !== null &&
+      match[1] !== 'ff' &&
+      !(match[1] === '00' && match[5] !== undefined) &&
+      !/^0+$/.test(match[2]) &&
+      !/^0+$/.test(match[3]);
+    if (valid) {
+      carrier.traceparent = traceparent;
+      const tracestate = headers.tracestate;
+      if (typeof tracestate === 'string' && tracestate.length <= MAX_TRACESTATE) carrier.tracestate = tracestate;
+    }
+  }
+  const baggage = headers.baggage;
+  if (typeof baggage === 'string' && baggage.length <= MAX_BAGGAGE) carrier.baggage = baggage;
+  for (const name of TRACE_HEADERS) delete headers[name];
+  return activePropagator().extract(ROOT_CONTEXT, carrier, {
+    get: (c, key) => (c as Record<string, string>)[key],
+    keys: (c) => Object.keys(c as object),
+  });
+}
+
+/** Writes the trace context of `span` into the headers sent upstream. */
+export function injectInto(headers: IncomingMessage['headers'], parent: Context, span: Span): void {
+  activePropagator().inject(trace.setSpan(parent, span), headers, {
+    set: (carrier, key, value) => {
+      (carrier as Record<string, string>)[key] = value;
+    },
+  });
+}
+
+/** Starts the CLIENT span of one upstream attempt, as a child of the request's SERVER span. */
+export function startUpstreamSpan(req: IncomingMessage, url: URL, method: string, attempt: number): Span | undefined {
+  const context = getContext(req);
+  if (!context.span || !context.traceContext) return undefined;
+  const span = tracer.startSpan(
+    method,
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        'http.request.method': method,
+        'url.full': url.origin + (req.url ?? '/'),
+        'server.address': url.hostname,
+        'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+        ...(attempt > 0 ? { 'http.request.resend_count': attempt } : {}),
+      },
+    },
+    context.traceContext,
+  );
+  injectInto(req.headers, context.traceContext, span);
+  return span;
+}
+
+/** Ends an upstream CLIENT span with the response status or the error. */
+export function endUpstreamSpan(span: Span | undefined, outcome: { status?: number; errorType?: string }): void {
+  if (!span) return;
+  if (outcome.status !== undefined) span.setAttribute('http.response.status_code', outcome.status);
+  if (outcome.errorType || (outcome.status ?? 0) >= 500) {
+    span.setAttribute('error.type', outcome.errorType ?? String(outcome.status));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}
+
+/** Records a gateway decision (retry, ejection, cache hit…) on the request's SERVER span, if traced. */
+export function spanEvent(req: IncomingMessage, name: string, attributes?: Record<string, string | number | boolean>): void {
+  getContext(req).span?.addEvent(name, attributes);
+}
+
+/** The span event for an error answered to the client: auth failures and rate-limit rejections by code. */
+export function recordProblem(req: IncomingMessage, error: GatewayError): void {
+  const span = getContext(req).span;
+  if (!span) return;
+  const name = error.code.startsWith('ERR_AUTH_') || error.code.startsWith('ERR_FORBIDDEN') || error.code === 'ERR_IP_DENIED'
+    ? 'frontdoor.auth.failure'
+    : error.code === 'ERR_RATE_LIMITED'
+      ? 'frontdoor.rate_limit.rejected'
+      : 'frontdoor.error';
+  span.addEvent(name, { 'frontdoor.error.code': error.code, 'http.response.status_code': error.status });
+}
+
+/** Runs `fn` with the request's span as the active one, so the app's own instrumentation nests under it. */
+export function withRequestContext(traceContext: Context, fn: () => void): void {
+  otelContext.with(traceContext, fn);
+}

@@ -1,0 +1,73 @@
+/**
+ * accessLog(): one structured JSON line per request through pino — time, request id, trace id,
+ * method, route, path, status, duration, upstream target, consumer id, bytes — with credentials
+ * redacted. Pass your own pino logger to log where your app logs.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import pino from 'pino';
+import type { Logger as PinoLogger } from 'pino';
+import { getContext } from '../lib/context';
+import { assertKnownKeys } from '../lib/options';
+
+export interface AccessLogOptions {
+  /** A pino logger (or child) to write to. Defaults to a new pino logger on stdout. */
+  logger?: PinoLogger;
+  /** Level of the lines. Defaults to `'info'`. */
+  level?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** Include request headers (`req.headers`), with credentials redacted. Defaults to false. */
+  headers?: boolean;
+  /** Include the query string in `path` (it may carry tokens: off by default). */
+  query?: boolean;
+  /** More fields to redact, as pino paths, e.g. `['req.headers["x-session"]']`. */
+  redact?: string[];
+}
+
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+/** Always redacted: credentials in either direction. */
+const REDACTED = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'req.headers["proxy-authorization"]', 'res.headers["set-cookie"]'];
+
+/**
+ * @example
+ * app.use(accessLog({ logger: pino({ level: 'info' }) }));
+ */
+export function accessLog(options: AccessLogOptions = {}): Middleware {
+  assertKnownKeys(options, ['logger', 'level', 'headers', 'query', 'redact']);
+  const redact = { paths: [...REDACTED, ...(options.redact ?? [])], censor: '[redacted]' };
+  const logger = options.logger ? options.logger.child({}, { redact }) : pino({ redact });
+  const level = options.level ?? 'info';
+  const withHeaders = options.headers === true;
+  const withQuery = options.query === true;
+
+  return function accessLogMiddleware(req, res, next) {
+    const context = getContext(req, res);
+    const socket = req.socket;
+    const bytesBefore = socket.bytesWritten;
+    // As the client sent them: proxy() rewrites req.headers for the upstream later.
+    const headers = withHeaders ? { ...req.headers } : undefined;
+    res.once('close', function writeAccessLog() {
+      const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+      const q = url.indexOf('?');
+      const spanContext = context.span?.spanContext();
+      const consumer = (req as { user?: { id?: string } }).user;
+      const line: Record<string, unknown> = {
+        requestId: context.requestId,
+        traceId: spanContext?.traceId,
+        method: req.method,
+        route: context.route ?? (req as { route?: { path?: string } }).route?.path,
+        path: withQuery || q === -1 ? url : url.slice(0, q),
+        status: res.writableFinished ? res.statusCode : undefined,
+        aborted: res.writableFinished ? undefined : true,
+        durationMs: Math.round((performance.now() - context.startedAt) * 1000) / 1000,
+        upstream: context.upstream,
+        consumer: consumer?.id,
+        error: context.errorCode,
+        bytesIn: Number(req.headers['content-length'] ?? 0) || undefined,
+        bytesOut: socket.bytesWritten - bytesBefore,
+      };
+      if (headers) line.req = { headers };
+      logger[level](line, 'request');
+    });
+    next();
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * metrics(): RED metrics of the gateway through the OpenTelemetry metrics SDK, exposed in Prometheus
+ * text format by metricsHandler(). Labels are bounded: route templates and names, methods, status
+ * classes and upstream targets — never raw paths or consumer ids.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { Attributes, Counter, Histogram, UpDownCounter } from '@opentelemetry/api';
+import { getContext } from '../lib/context';
+import { assertKnownKeys } from '../lib/options';
+import { UpstreamPool } from '../lib/upstream-pool';
+import { upstreamEvents, UpstreamResult } from '../lib/upstream-events';
+
+export interface MetricsOptions {
+  /** Metrics registry to record into. Defaults to the process-wide one that `metricsHandler()` serves. */
+  registry?: MetricsRegistry;
+  /** Label requests with the consumer id (unbounded cardinality: only for a known, small set of consumers). Defaults to false. */
+  consumerLabel?: boolean;
+}
+
+type Middleware = ((req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void) & { close(): void };
+
+// Seconds; the OpenTelemetry semantic-convention buckets for HTTP durations.
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+/** A meter provider with a Prometheus reader and the gateway's instruments. */
+export class MetricsRegistry {
+  readonly exporter: PrometheusExporter;
+  readonly provider: MeterProvider;
+  readonly requestDuration: Histogram;
+  readonly activeRequests: UpDownCounter;
+  readonly upstreamDuration: Histogram;
+  readonly upstreamErrors: Counter;
+  readonly rateLimited: Counter;
+  readonly problems: Counter;
+  private listeners = 0;
+  private readonly onUpstreamResult = (result: UpstreamResult) => this.recordUpstream(result);
+
+  constructor() {
+    this.exporter = new PrometheusExporter({ preventServerStart: true });
+    this.provider = new MeterProvider({ readers: [this.exporter] });
+    const meter = this.provider.getMeter('frontdoor');
+    const advice = { explicitBucketBoundaries: DURATION_BUCKETS };
+    this.requestDuration = meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Duration of requests through the gateway.', advice });
+    this.activeRequests = meter.createUpDownCounter('http.server.active_requests', { description: 'Requests in flight.' });
+    this.upstreamDuration = meter.createHistogram('frontdoor.upstream.duration', { unit: 's', description: 'Duration of upstream attempts until response headers.', advice });
+    this.upstreamErrors = meter.createCounter('frontdoor.upstream.errors', { description: 'Failed upstream attempts (refused, reset, timeout).' });
+    this.rateLimited = meter.createCounter('frontdoor.rate_limit.rejections', { description: 'Requests rejected by rate limiting.' });
+    this.problems = meter.createCounter('frontdoor.errors', { description: 'Errors answered by the gateway, by code.' });
+    meter.createObservableGauge('frontdoor.upstream.healthy', { description: '1 when a target receives traffic, 0 when ejected or failing its health check.' }).addCallback((result) => {
+      for (const pool of UpstreamPool.live) {
+        for (const target of pool.targets) result.observe(target.state === 'healthy' && !target.activeDown ? 1 : 0, { 'frontdoor.upstream': target.href });
+      }
+    });
+  }
+
+  /** Subscribes to upstream results while at least one metrics() middleware uses this registry. */
+  attach(): void {
+    if (this.listeners++ === 0) upstreamEvents.on('result', this.onUpstreamResult);
+  }
+
+  detach(): void {
+    if (this.listeners > 0 && --this.listeners === 0) upstreamEvents.off('result', this.onUpstreamResult);
+  }
+
+  private recordUpstream(result: UpstreamResult): void {
+    const route = getContext(result.req).route ?? 'other';
+    const attributes: Attributes = { 'frontdoor.upstream': result.target, 'http.route': route };
+    if (result.status !== undefined) attributes['http.response.status_class'] = statusClass(result.status);
+    if (result.errorType !== undefined) {
+      attributes['error.type'] = result.errorType;
+      this.upstreamErrors.add(1, { 'frontdoor.upstream': result.target, 'http.route': route, 'error.type': result.errorType });
+    }
+    this.upstreamDuration.record(result.durationMs / 1000, attributes);
+  }
+}
+
+let defaultRegistry: MetricsRegistry | undefined;
+
+/** The process-wide registry used by metrics() and metricsHandler() unless one is passed. */
+export function defaultMetricsRegistry(): MetricsRegistry {
+  defaultRegistry ??= new MetricsRegistry();
+  return defaultRegistry;
+}
+
+/**
+ * Records request metrics. Mount it first: `app.use(metrics())`, and expose them with
+ * `app.get('/metrics', metricsHandler())`.
+ */
+export function metrics(options: MetricsOptions = {}): Middleware {
+  assertKnownKeys(options, ['registry', 'consumerLabel']);
+  const registry = options.registry ?? defaultMetricsRegistry();
+  const consumerLabel = options.consumerLabel === true;
+  registry.attach();
+
+  const middleware = function metricsMiddleware(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
+    const context = getContext(req, res);
+    const method = normaliseMethod(req.method);
+    registry.activeRequests.add(1, { 'http.request.method': method });
+    res.once('close', function recordRequest() {
+      registry.activeRequests.add(-1, { 'http.request.method': method });
+      const route = context.route ?? (req as { route?: { path?: string } }).route?.path ?? 'other';
+      const attributes: Attributes = {
+        'http.route': typeof route === 'string' ? route : 'other',
+        'http.request.method': method,
+        'http.response.status_class': res.writableFinished ? statusClass(res.statusCode) : 'aborted',
+      };
+      if (consumerLabel) attributes['frontdoor.consumer'] = (req as { user?: { id?: string } }).user?.id ?? 'none';
+      registry.requestDuration.record((performance.now() - context.startedAt) / 1000, attributes);
+      if (context.errorCode) {
+        registry.problems.add(1, { 'http.route': attributes['http.route'] as string, 'frontdoor.error.code': context.errorCode });
+        if (context.errorCode === 'ERR_RATE_LIMITED') registry.rateLimited.add(1, { 'http.route': attributes['http.route'] as string });
+      }
+    });
+    next();
+  } as Middleware;
+  middleware.close = () => registry.detach();
+  return middleware;
+}
+
+/** Serves the registry in Prometheus text exposition format: `app.get('/metrics', metricsHandler())`. */
+export function metricsHandler(registry: MetricsRegistry = defaultMetricsRegistry()): (req: IncomingMessage, res: ServerResponse) => void {
+  return function metricsEndpoint(req, res) {
+    registry.exporter.getMetricsRequestHandler(req, res);
+  };
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+
+/** Unknown methods are one label, `_OTHER`, as the semantic conventions say: a client cannot add label values. */
+function normaliseMethod(method: string | undefined): string {
+  return method && METHODS.has(method) ? method : '_OTHER';
+}
+
+function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}

@@ -1,0 +1,68 @@
+/**
+ * trace(): a SERVER span per request, continuing the caller's W3C trace context; proxy() adds a CLIENT
+ * span per upstream attempt and sends the upstream a `traceparent` whose parent is that CLIENT span.
+ * Spans go to the app's OpenTelemetry SDK, or to the one setupTelemetry() starts.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
+import { getContext } from '../lib/context';
+import { assertKnownKeys } from '../lib/options';
+import { extractIncoming, tracer, withRequestContext } from '../lib/telemetry';
+
+export interface TraceOptions {
+  /** Record `user_agent.original` and `client.address` on the SERVER span. Defaults to true. */
+  clientAttributes?: boolean;
+}
+
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+/**
+ * @example
+ * setupTelemetry({ serviceName: 'shop-gateway' });   // or your own NodeSDK
+ * app.use(trace());
+ */
+export function trace(options: TraceOptions = {}): Middleware {
+  assertKnownKeys(options, ['clientAttributes']);
+  const clientAttributes = options.clientAttributes !== false;
+
+  return function traceMiddleware(req, res, next) {
+    const context = getContext(req, res);
+    if (context.span) return next(); // traced once, even when trace() is mounted twice
+    const parent = extractIncoming(req);
+    const method = req.method ?? 'GET';
+    const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+    const q = url.indexOf('?');
+    const span = tracer.startSpan(
+      method,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'http.request.method': method,
+          'url.path': q === -1 ? url : url.slice(0, q),
+          'url.scheme': (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+          ...(clientAttributes ? { 'client.address': req.socket.remoteAddress ?? '', 'user_agent.original': req.headers['user-agent'] ?? '' } : {}),
+          'frontdoor.request_id': context.requestId,
+        },
+      },
+      parent,
+    );
+    context.span = span;
+    context.traceContext = otelTrace.setSpan(parent, span);
+    res.once('close', function endServerSpan() {
+      const route = context.route ?? (req as { route?: { path?: string } }).route?.path;
+      if (route) {
+        span.setAttribute('http.route', route);
+        span.updateName(`${method} ${route}`);
+      }
+      span.setAttribute('http.response.status_code', res.statusCode);
+      if (!res.writableFinished) {
+        span.setAttribute('error.type', 'client_closed');
+      } else if (res.statusCode >= 500) {
+        span.setAttribute('error.type', context.errorCode ?? String(res.statusCode));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    });
+    withRequestContext(context.traceContext, next);
+  };
+}
