@@ -1,0 +1,545 @@
+/**
+ * `npm run bench`: measures what a gateway row costs next to a bare Express + http-proxy-middleware, on
+ * loopback only. One upstream child (upstream.js), one gateway child per row (gateway.js, rows in
+ * variants.js), autocannon in this process. The gateway is pinned to core 0, the upstream and this process
+ * to core 1 (when `taskset` works). Each row: a warm-up, then a measured run; the upstream's connection
+ * counter and the gateway's peak RSS are reset between the two.
+ *
+ * Environment:
+ *   BENCH_DURATION     measured seconds per row (default 10)
+ *   BENCH_WARMUP       warm-up seconds per row (default 2)
+ *   BENCH_CONNECTIONS  autocannon connections (default 50)
+ *   BENCH_ROUNDS       run the whole table this many times (default 1), every other round in reverse order;
+ *                      the table shows per-row medians and the range of the per-round ratios
+ *   BENCH_ONLY         comma-separated row names to run (default: all)
+ *   BENCH_WAIT_QUIET   before each row, wait up to this many seconds for the machine to be idle (< 5 % busy
+ *                      over 1 s) — for shared machines (default 0: do not wait)
+ *   BENCH_CPU_PROF     comma-separated row names whose gateway runs under `node --cpu-prof` (profiles in
+ *                      .tmp/bench-prof/; summarise with `node test/bench/profile-top.js <file>`)
+ *
+ * Prints a table and writes the same results to .tmp/bench-results.json. Exit code 0 on success.
+ */
+'use strict';
+
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const autocannon = require('autocannon');
+const { variants, BASELINE, REQUEST_PATH } = require('./variants');
+
+const ROOT = path.join(__dirname, '..', '..');
+const RESULTS_FILE = path.join(ROOT, '.tmp', 'bench-results.json');
+const PROF_DIR = path.join(ROOT, '.tmp', 'bench-prof');
+
+function envNumber(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return n;
+}
+
+function envList(name) {
+  const raw = process.env[name];
+  if (!raw) return undefined;
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+const settings = {
+  duration: envNumber('BENCH_DURATION', 10),
+  warmup: envNumber('BENCH_WARMUP', 2),
+  connections: Math.round(envNumber('BENCH_CONNECTIONS', 50)),
+  pipelining: 1,
+  method: 'GET',
+  path: REQUEST_PATH,
+};
+
+const rounds = Math.round(envNumber('BENCH_ROUNDS', 1));
+const waitQuietSeconds = process.env.BENCH_WAIT_QUIET ? envNumber('BENCH_WAIT_QUIET', 0) : 0;
+const only = envList('BENCH_ONLY');
+const profiled = new Set(envList('BENCH_CPU_PROF') || []);
+const known = new Set(variants.map((v) => v.name));
+for (const name of [...(only || []), ...profiled]) {
+  if (!known.has(name)) {
+    console.error(`Unknown row "${name}" in BENCH_ONLY/BENCH_CPU_PROF. Known rows: ${[...known].join(', ')}`);
+    process.exit(2);
+  }
+}
+const selected = only ? variants.filter((v) => only.includes(v.name)) : variants;
+
+// ---------------------------------------------------------------------------------------------------------
+// Children: tracked so that they are killed whatever happens.
+
+const children = new Set();
+
+function killAll() {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      try { child.kill('SIGKILL'); } catch { /* already gone */ }
+    }
+  }
+  children.clear();
+}
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    console.error(`\nbench: ${signal}, stopping children`);
+    killAll();
+    process.exit(130);
+  });
+}
+
+/** Whether `taskset -c <core>` can be used here (present, permitted, and the core exists). */
+function tasksetWorks() {
+  if (process.platform !== 'linux' || os.cpus().length < 2) return false;
+  const probe = spawnSync('taskset', ['-c', '1', 'true'], { stdio: 'ignore' });
+  return probe.status === 0;
+}
+const PINNING = tasksetWorks();
+
+function pinSelf(core) {
+  if (!PINNING) return false;
+  // -a: every thread of this process (libuv pool, V8 helpers), not only the main one.
+  return spawnSync('taskset', ['-a', '-p', '-c', String(core), String(process.pid)], { stdio: 'ignore' }).status === 0;
+}
+
+/** Per-core busy and idle clock ticks from /proc/stat (Linux), or null elsewhere. */
+function readCpuTicks() {
+  let text;
+  try { text = fs.readFileSync('/proc/stat', 'utf8'); } catch { return null; }
+  const cores = {};
+  for (const line of text.split('\n')) {
+    const m = line.match(/^(cpu\d*)\s+(.*)$/);
+    if (!m) continue;
+    // user nice system idle iowait irq softirq steal
+    const [user, nice, system, idle, iowait, irq, softirq, steal = 0] = m[2].trim().split(/\s+/).map(Number);
+    cores[m[1]] = { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal };
+  }
+  return cores;
+}
+
+/** Share of wall time (0..1) each core spent busy / stolen between two readCpuTicks() samples. */
+function cpuShares(before, after) {
+  if (!before || !after) return null;
+  const out = {};
+  for (const core of Object.keys(after)) {
+    if (!before[core]) continue;
+    const busy = after[core].busy - before[core].busy;
+    const idle = after[core].idle - before[core].idle;
+    const steal = after[core].steal - before[core].steal;
+    const all = busy + idle + steal;
+    out[core] = all > 0 ? { busy: busy / all, steal: steal / all } : null;
+  }
+  return out;
+}
+
+/** How busy the machine is with anything, sampled over `ms` (share of all cores, 0..1). */
+async function machineBusy(ms) {
+  const before = readCpuTicks();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const shares = cpuShares(before, readCpuTicks());
+  return shares && shares.cpu ? shares.cpu.busy : null;
+}
+
+/** Starts `node <script> ...args` (pinned to `core` when possible) with an IPC channel. */
+function startChild(script, args, { core, nodeArgs = [] }) {
+  const nodeArgv = [...nodeArgs, path.join(__dirname, script), ...args];
+  const child = PINNING
+    ? spawn('taskset', ['-c', String(core), process.execPath, ...nodeArgv], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    : spawn(process.execPath, nodeArgv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+/** Sends `msg` (unless null) and resolves with the child's next message of type `type`. */
+function ask(child, msg, type, timeoutMs = 10_000) {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const onMessage = (m) => {
+      if (m && m.type === type) { cleanup(); resolve(m); }
+    };
+    const onExit = (code, signal) => {
+      cleanup();
+      reject(new Error(`${child.spawnargs.slice(-3).join(' ')} exited (${signal || code}) while waiting for "${type}"`));
+    };
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`no "${type}" from child within ${timeoutMs} ms`)); }, timeoutMs);
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+    if (msg) child.send(msg);
+  });
+}
+
+/** Asks a gateway child to close (so a CPU profile gets written), then kills it if it lingers. */
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try { child.send({ cmd: 'close' }); } catch { /* channel closed */ }
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Load.
+
+/** One GET over a keep-alive connection (so the answer's `Connection` header is the server's own choice). */
+function get(port, urlPath) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.setTimeout(5_000, () => req.destroy(new Error(`GET ${urlPath} timed out`)));
+    req.on('error', reject);
+  }).finally(() => agent.destroy());
+}
+
+/** Response times of 2xx answers in ms, at full precision (autocannon's own histogram rounds to 1 ms). */
+class Latencies {
+  constructor() { this.values = new Float64Array(1 << 16); this.n = 0; }
+  add(ms) {
+    if (this.n === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.n++] = ms;
+  }
+  summary() {
+    const v = this.values.subarray(0, this.n).sort();
+    const at = (q) => (v.length ? v[Math.min(v.length - 1, Math.ceil(q * v.length) - 1)] : null);
+    let sum = 0;
+    for (let i = 0; i < v.length; i++) sum += v[i];
+    return { count: v.length, mean: v.length ? sum / v.length : null, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: v.length ? v[v.length - 1] : null };
+  }
+}
+
+/** Runs autocannon for `duration` seconds; resolves with its result and the precise latency summary. */
+async function load(port, duration) {
+  const latencies = new Latencies();
+  const instance = autocannon({
+    url: `http://127.0.0.1:${port}${settings.path}`,
+    method: settings.method,
+    connections: settings.connections,
+    pipelining: settings.pipelining,
+    duration,
+    timeout: 10,
+  });
+  instance.on('response', (client, statusCode, resBytes, responseTime) => {
+    if (statusCode >= 200 && statusCode < 300) latencies.add(responseTime);
+  });
+  const result = await instance;
+  return { result, latency: latencies.summary() };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One row.
+
+async function runRow(variant, upstream, upstreamPort) {
+  let gw = null;
+  let port = upstreamPort;
+  try {
+    if (variant.gateway !== false) {
+      const nodeArgs = profiled.has(variant.name)
+        ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR, '--cpu-prof-name', `${variant.name}.cpuprofile`]
+        : [];
+      if (nodeArgs.length) fs.mkdirSync(PROF_DIR, { recursive: true });
+      gw = startChild('gateway.js', [variant.name, String(upstreamPort)], { core: 0, nodeArgs });
+      ({ port } = await ask(gw, null, 'listening', 15_000));
+    }
+    // Footprint before any request: what loading the modules and building the app cost.
+    const idle = gw ? await ask(gw, { cmd: 'rss' }, 'rss') : null;
+
+    // A request that goes through must come back whole; requests outside the route table must still
+    // reach the app (when the row says so).
+    const probe = await get(port, settings.path);
+    if (probe.status !== 200 || probe.body.length !== 223) {
+      throw new Error(`${variant.name}: GET ${settings.path} answered ${probe.status} with ${probe.body.length} bytes, expected 200 with 223`);
+    }
+    // http-proxy passes the upstream's `Connection: close` through when its agent does not keep alive, so the
+    // client reconnects for every request. autocannon's latency is not meaningful then: on each reconnect it
+    // queues one more request than it can be answered for, and times responses against ever older starts.
+    const closesClientConnections = /\bclose\b/i.test(probe.headers.connection || '');
+    const check = variant.check;
+    if (check) {
+      const r = await get(port, check.path);
+      if (r.status !== check.status) throw new Error(`${variant.name}: GET ${check.path} answered ${r.status}, expected ${check.status}`);
+    }
+
+    if (waitQuietSeconds > 0) {
+      const until = Date.now() + waitQuietSeconds * 1000;
+      let busy = await machineBusy(1000);
+      while (busy !== null && busy > 0.05 && Date.now() < until) busy = await machineBusy(1000);
+    }
+    process.stdout.write(`  ${variant.name.padEnd(20)} warm-up ${settings.warmup}s`);
+    await load(port, settings.warmup);
+
+    await ask(upstream, { cmd: 'reset' }, 'reset');
+    if (gw) await ask(gw, { cmd: 'rss-reset' }, 'rss-reset');
+
+    process.stdout.write(`, measuring ${settings.duration}s`);
+    const ticksBefore = readCpuTicks();
+    const selfCpuBefore = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    const { result, latency } = await load(port, settings.duration);
+    const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const selfCpu = process.cpuUsage(selfCpuBefore);
+    const shares = cpuShares(ticksBefore, readCpuTicks());
+
+    const mem = gw ? await ask(gw, { cmd: 'rss' }, 'rss') : null;
+    const up = await ask(upstream, { cmd: 'stats' }, 'stats');
+    process.stdout.write(' done\n');
+
+    const total = result.requests.total;
+    // The gateway should be the bottleneck: close to 100 % of core 0. Whatever else ran on either core is
+    // interference (another process on the machine), which makes the row slower than it is. Kernel work done
+    // outside our processes' accounting (softirqs) shows up there too, so only a clear excess is flagged.
+    const pinnedShares = PINNING && shares && shares.cpu0 && shares.cpu1;
+    const cpu = {
+      gatewayCore: gw && mem ? mem.cpuMicros / 1000 / wallMs : null,
+      upstreamCore: up.cpuMicros / 1000 / wallMs,
+      loadGeneratorCore: (selfCpu.user + selfCpu.system) / 1000 / wallMs,
+      core0Busy: pinnedShares ? shares.cpu0.busy : null,
+      core1Busy: pinnedShares ? shares.cpu1.busy : null,
+      steal: shares && shares.cpu ? shares.cpu.steal : null,
+    };
+    cpu.otherOnCore0 = pinnedShares ? Math.max(0, cpu.core0Busy - (cpu.gatewayCore || 0)) : null;
+    cpu.otherOnCore1 = pinnedShares ? Math.max(0, cpu.core1Busy - cpu.upstreamCore - cpu.loadGeneratorCore) : null;
+    const row = {
+      variant: variant.name,
+      description: variant.description,
+      reqPerSec: result.requests.mean,
+      totalRequests: total,
+      latencyMs: latency,
+      latencyValid: !closesClientConnections,
+      closesClientConnections,
+      // Little's law: what the mean latency must be with every connection always waiting on one response.
+      littleMeanLatencyMs: result.requests.mean > 0 ? (settings.connections * 1000) / result.requests.mean : null,
+      autocannonLatencyMs: { mean: result.latency.mean, p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
+      gatewayIdleRssMB: idle ? idle.rss / 1048576 : null,
+      gatewayRssMB: mem ? mem.rss / 1048576 : null,
+      gatewayPeakRssMB: mem ? mem.peakRss / 1048576 : null,
+      upstream: { connectionsOpened: up.connections, requests: up.requests, wrongPath: up.wrongPath },
+      upstreamConnectionsPer1000: total > 0 ? (up.connections * 1000) / total : null,
+      cpu,
+      // The gateway's CPU time per request: steadier than req/s when the machine's speed drifts.
+      gatewayCpuMicrosPerRequest: gw && mem && total > 0 ? mem.cpuMicros / total : null,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      non2xx: result.non2xx,
+    };
+    const problems = [];
+    if (row.errors || row.timeouts || row.non2xx || up.wrongPath) {
+      problems.push(`errors=${row.errors} timeouts=${row.timeouts} non2xx=${row.non2xx} upstreamWrongPath=${up.wrongPath}`);
+    }
+    if (cpu.otherOnCore0 !== null && cpu.otherOnCore0 > 0.05) {
+      problems.push(`other processes used ${(cpu.otherOnCore0 * 100).toFixed(0)} % of the gateway's core: the machine was not quiet`);
+    }
+    if (cpu.otherOnCore1 !== null && cpu.otherOnCore1 > 0.1) {
+      problems.push(`other processes used ${(cpu.otherOnCore1 * 100).toFixed(0)} % of the load generator's core: the machine was not quiet`);
+    }
+    if (profiled.has(variant.name)) problems.push('ran under --cpu-prof, so slower than it is');
+    if (cpu.steal !== null && cpu.steal > 0.05) problems.push(`hypervisor steal ${(cpu.steal * 100).toFixed(0)} %`);
+    if (problems.length) row.warning = problems.join('; ');
+    return row;
+  } finally {
+    if (gw) await stopChild(gw);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Report.
+
+function fmt(n, digits) {
+  if (n === null || n === undefined || Number.isNaN(n)) return '–';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function median(values) {
+  const v = values.filter((x) => x !== null && x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+function range(values) {
+  const v = values.filter((x) => x !== null && x !== undefined && !Number.isNaN(x));
+  return v.length ? [Math.min(...v), Math.max(...v)] : null;
+}
+
+/**
+ * One summary row per variant from its runs (one per round): medians, connection counts summed, and the
+ * ratios to the baseline — of the medians, plus the range of the per-round ratios when there are several rounds.
+ */
+function summarise(runs) {
+  const base = (round) => runs.find((r) => r.variant === BASELINE && r.round === round);
+  const ratio = (run, pick) => {
+    const b = base(run.round);
+    const x = b && pick(run);
+    const y = b && pick(b);
+    return x !== null && x !== undefined && y ? x / y : null;
+  };
+  const p99 = (r) => (r.latencyValid ? r.latencyMs.p99 : null);
+  const rows = [];
+  for (const name of [...new Set(runs.map((r) => r.variant))]) {
+    const mine = runs.filter((r) => r.variant === name);
+    const connections = mine.reduce((a, r) => a + r.upstream.connectionsOpened, 0);
+    const requests = mine.reduce((a, r) => a + r.totalRequests, 0);
+    rows.push({
+      variant: name,
+      description: mine[0].description,
+      rounds: mine.length,
+      reqPerSec: median(mine.map((r) => r.reqPerSec)),
+      latencyValid: mine.every((r) => r.latencyValid),
+      latencyMs: { p50: median(mine.map((r) => r.latencyMs.p50)), p99: median(mine.map((r) => r.latencyMs.p99)) },
+      littleMeanLatencyMs: median(mine.map((r) => r.littleMeanLatencyMs)),
+      gatewayIdleRssMB: median(mine.map((r) => r.gatewayIdleRssMB)),
+      gatewayRssMB: median(mine.map((r) => r.gatewayRssMB)),
+      gatewayPeakRssMB: median(mine.map((r) => r.gatewayPeakRssMB)),
+      upstreamConnectionsPer1000: requests > 0 ? (connections * 1000) / requests : null,
+      gatewayCore: median(mine.map((r) => r.cpu.gatewayCore)),
+      gatewayCpuMicrosPerRequest: median(mine.map((r) => r.gatewayCpuMicrosPerRequest)),
+      perRoundRatioRange: {
+        throughput: range(mine.map((r) => ratio(r, (x) => x.reqPerSec))),
+        p99: range(mine.map((r) => ratio(r, p99))),
+        cpuPerRequest: range(mine.map((r) => ratio(r, (x) => x.gatewayCpuMicrosPerRequest))),
+      },
+      warnings: mine.filter((r) => r.warning).map((r) => `round ${r.round}: ${r.warning}`),
+    });
+  }
+  const b = rows.find((r) => r.variant === BASELINE);
+  for (const row of rows) {
+    const div = (x, y) => (x !== null && y ? x / y : null);
+    row.vsBaseline = b
+      ? {
+          throughput: div(row.reqPerSec, b.reqPerSec),
+          p99: row.latencyValid && b.latencyValid ? div(row.latencyMs.p99, b.latencyMs.p99) : null,
+          rss: div(row.gatewayRssMB, b.gatewayRssMB),
+          cpuPerRequest: div(row.gatewayCpuMicrosPerRequest, b.gatewayCpuMicrosPerRequest),
+        }
+      : null;
+  }
+  return rows;
+}
+
+function table(rows) {
+  const withRange = (value, r) => (value === null ? '–' : fmt(value, 2) + (rounds > 1 && r ? ` (${fmt(r[0], 2)}–${fmt(r[1], 2)})` : ''));
+  const head = ['variant', 'req/s', 'p50 ms', 'p99 ms', 'idle MB', 'RSS MB', 'peak MB', 'upstr conn/1k req', 'gw CPU', 'gw µs/req', '× req/s', '× p99', '× RSS'];
+  const body = rows.map((r) => [
+    r.variant + (r.warnings.length ? ' (!)' : ''),
+    fmt(r.reqPerSec, 0),
+    r.latencyValid ? fmt(r.latencyMs.p50, 2) : '†',
+    r.latencyValid ? fmt(r.latencyMs.p99, 2) : '†',
+    fmt(r.gatewayIdleRssMB, 1),
+    fmt(r.gatewayRssMB, 1),
+    fmt(r.gatewayPeakRssMB, 1),
+    fmt(r.upstreamConnectionsPer1000, 2),
+    r.gatewayCore === null ? '–' : `${fmt(r.gatewayCore * 100, 0)} %`,
+    fmt(r.gatewayCpuMicrosPerRequest, 0),
+    r.vsBaseline ? withRange(r.vsBaseline.throughput, r.perRoundRatioRange.throughput) : '–',
+    r.vsBaseline ? withRange(r.vsBaseline.p99, r.perRoundRatioRange.p99) : '–',
+    r.vsBaseline ? withRange(r.vsBaseline.rss) : '–',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function main() {
+  const started = Date.now();
+  // Each row: start-up + warm-up + measure + shutdown; generous, but bounded.
+  const budgetMs = (rounds * selected.length * (settings.warmup + settings.duration + 15 + waitQuietSeconds) + 30) * 1000;
+  const watchdog = setTimeout(() => {
+    console.error(`\nbench: still running after ${Math.round(budgetMs / 1000)} s, giving up`);
+    killAll();
+    process.exit(1);
+  }, budgetMs);
+  watchdog.unref();
+
+  const selfPinned = pinSelf(1);
+  const cpus = os.cpus();
+  const machine = {
+    cpu: cpus[0] ? cpus[0].model.trim() : 'unknown',
+    cores: cpus.length,
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    totalMemMB: Math.round(os.totalmem() / 1048576),
+  };
+  const pinning = PINNING
+    ? { gateway: 'core 0', upstream: 'core 1', loadGenerator: selfPinned ? 'core 1' : 'unpinned' }
+    : { gateway: 'unpinned', upstream: 'unpinned', loadGenerator: 'unpinned', note: 'taskset unavailable or not permitted' };
+
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}`);
+  console.log(`autocannon: ${settings.connections} connections, pipelining ${settings.pipelining}, ${settings.method} ${settings.path}, warm-up ${settings.warmup}s, measured ${settings.duration}s${rounds > 1 ? `, ${rounds} rounds` : ''}`);
+  console.log(`pinning: gateway ${pinning.gateway}, upstream ${pinning.upstream}, autocannon ${pinning.loadGenerator}${pinning.note ? ` (${pinning.note})` : ''}`);
+  console.log(`rows: ${selected.map((v) => v.name).join(', ')}\n`);
+
+  const busyBefore = await machineBusy(1000);
+  if (busyBefore !== null) {
+    console.log(`machine busy before start: ${(busyBefore * 100).toFixed(0)} % of all cores${busyBefore > 0.1 ? ' — other processes are running; the numbers will be noisy' : ''}\n`);
+  }
+
+  const upstream = startChild('upstream.js', [], { core: 1 });
+  const runs = [];
+  try {
+    const { port: upstreamPort } = await ask(upstream, null, 'listening', 10_000);
+    for (let round = 1; round <= rounds; round++) {
+      if (rounds > 1) console.log(`round ${round}/${rounds}`);
+      // Alternate the order so slow drift of the machine's speed does not always favour the same rows.
+      const order = round % 2 ? selected : [...selected].reverse();
+      for (const variant of order) {
+        runs.push({ round, ...(await runRow(variant, upstream, upstreamPort)) });
+      }
+    }
+  } finally {
+    await stopChild(upstream);
+  }
+
+  const rows = summarise(runs);
+  console.log('');
+  console.log(table(rows));
+  console.log('');
+  console.log(`idle MB: gateway resident set before its first request; RSS MB: after the measured run; peak MB: highest 100 ms sample during it.`);
+  console.log(`upstr conn/1k req: TCP connections the upstream accepted during the measured run, per 1 000 requests.`);
+  console.log(`gw CPU: the gateway's CPU time ÷ wall time during the measured run (100 % = its core saturated); gw µs/req: its CPU time per request.`);
+  if (rounds > 1) console.log(`${rounds} rounds: medians per row; (a–b) is the range of the per-round ratios.`);
+  for (const r of rows.filter((x) => !x.latencyValid)) {
+    console.log(`† ${r.variant} answers "Connection: close", so the client reconnects for every request; autocannon's latency is not meaningful then (mean ≈ connections ÷ req/s = ${fmt(r.littleMeanLatencyMs, 1)} ms).`);
+  }
+  console.log(rows.some((r) => r.vsBaseline) ? `× columns: ratio to ${BASELINE} in this run.` : `× columns: ${BASELINE} not in this run, no ratios.`);
+  for (const r of rows) for (const w of r.warnings) console.log(`(!) ${r.variant}, ${w}`);
+
+  const report = {
+    date: new Date().toISOString(),
+    machine,
+    pinning,
+    machineBusyBeforeStart: busyBefore,
+    autocannon: settings,
+    rounds,
+    baseline: BASELINE,
+    rows,
+    runs,
+    elapsedSeconds: (Date.now() - started) / 1000,
+  };
+  fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
+  fs.writeFileSync(RESULTS_FILE, JSON.stringify(report, null, 2) + '\n');
+  console.log(`\nresults: ${path.relative(process.cwd(), RESULTS_FILE)} (${report.elapsedSeconds.toFixed(0)} s)`);
+  if (profiled.size) console.log(`CPU profiles: ${path.relative(process.cwd(), PROF_DIR)}/`);
+  clearTimeout(watchdog);
+}
+
+main().then(
+  () => { killAll(); process.exit(0); },
+  (err) => { console.error(`\nbench failed: ${err && err.stack ? err.stack : err}`); killAll(); process.exit(1); },
+);

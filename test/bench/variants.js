@@ -1,0 +1,84 @@
+/**
+ * The benchmark's rows, as data. Each row names how the load reaches the upstream:
+ * - `gateway: false` sends autocannon straight to the upstream (no gateway process);
+ * - otherwise `build(upstreamUrl)` runs inside the gateway child (test/bench/gateway.js) and returns
+ *   `{ app, close }`: an Express app answering GET /api/orders/42 by forwarding it to the upstream, and a
+ *   function releasing what the app holds (pooled sockets, timers).
+ *
+ * To add a row (rate limit, tracing on/off, …), append an entry here; run.js and gateway.js need no change.
+ * `BENCH_ONLY=name,name` runs a subset.
+ */
+'use strict';
+
+const http = require('node:http');
+const path = require('node:path');
+
+/** The path every row requests; the upstream checks it arrives unchanged. */
+const REQUEST_PATH = '/api/orders/42';
+
+/** The row the ratios are computed against. */
+const BASELINE = 'hpm-keepalive';
+
+function express() {
+  return require('express')();
+}
+
+function frontdoor() {
+  return require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
+}
+
+const variants = [
+  {
+    name: 'direct',
+    description: 'autocannon straight to the upstream (no gateway)',
+    gateway: false,
+  },
+  {
+    name: 'hpm-default',
+    description: 'express 5 + http-proxy-middleware 3, default agent (a new upstream connection per request)',
+    build(upstream) {
+      const { createProxyMiddleware } = require('http-proxy-middleware');
+      const app = express();
+      // The documented v3 mount: Express strips '/api/orders' from req.url, the target puts it back.
+      app.use('/api/orders', createProxyMiddleware({ target: `${upstream}/api/orders`, changeOrigin: true }));
+      return { app, close: async () => {} };
+    },
+  },
+  {
+    name: 'hpm-keepalive',
+    description: 'express 5 + http-proxy-middleware 3 with a keep-alive http.Agent (maxSockets 256)',
+    build(upstream) {
+      const { createProxyMiddleware } = require('http-proxy-middleware');
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+      const app = express();
+      app.use('/api/orders', createProxyMiddleware({ target: `${upstream}/api/orders`, changeOrigin: true, agent }));
+      return { app, close: async () => agent.destroy() };
+    },
+  },
+  {
+    name: 'frontdoor-proxy',
+    description: "express 5 + app.use('/api/orders', proxy({ target }))",
+    build(upstream) {
+      const { proxy } = frontdoor();
+      const orders = proxy({ target: upstream });
+      const app = express();
+      app.use('/api/orders', orders);
+      return { app, close: () => orders.close() };
+    },
+  },
+  {
+    name: 'frontdoor-gateway',
+    description: "express 5 + app.use(gateway({ routes: [{ path: '/api/orders', upstream }] })) before an in-app route",
+    build(upstream) {
+      const { gateway } = frontdoor();
+      const gw = gateway({ routes: [{ path: '/api/orders', upstream }] });
+      const app = express();
+      app.use(gw);
+      // Not benchmarked: shows that requests outside the table still reach the app (checked once before the run).
+      app.get('/health', (req, res) => res.json({ ok: true }));
+      return { app, close: () => gw.close(), check: { path: '/health', status: 200 } };
+    },
+  },
+];
+
+module.exports = { variants, BASELINE, REQUEST_PATH };

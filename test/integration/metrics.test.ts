@@ -1,0 +1,270 @@
+/**
+ * Prometheus metrics of real traffic through the gateway, scraped over HTTP from `/metrics` and parsed
+ * from the text exposition format: request counts by route/method/status class, upstream errors by
+ * target, rate-limit rejections, active requests, and the upstream health gauge. Labels stay bounded:
+ * route names instead of raw paths, `_OTHER` for unknown methods. Each suite has its own
+ * MetricsRegistry so counts are exactly the traffic it sent.
+ */
+import type http from 'node:http';
+import express from 'express';
+import { gateway, MetricsRegistry, metricsHandler } from '../../index';
+import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses the Prometheus text exposition format (comments skipped, label values unescaped). */
+function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line);
+    if (!match) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
+    const labels: Record<string, string> = {};
+    const labelPattern = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/g;
+    let label: RegExpExecArray | null;
+    while ((label = labelPattern.exec(match[2] ?? '')) !== null) {
+      labels[label[1]] = label[2].replace(/\\(.)/g, (_m, c: string) => (c === 'n' ? '\n' : c));
+    }
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+/** Sum of the samples named `name` whose labels include `labels`. */
+function total(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  return samples
+    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((sum, s) => sum + s.value, 0);
+}
+
+/**
+ * Scrapes `/metrics` until `ready` holds (request metrics are recorded when the response closes, a hair
+ * after the client has it), at most 2 s; returns the last scrape either way.
+ */
+async function scrape(app: RunningApp, ready: (samples: Sample[]) => boolean = () => true): Promise<Sample[]> {
+  const deadline = Date.now() + 2_000;
+  for (;;) {
+    const res = await rawRequest(app.port, { path: '/metrics' });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toContain('text/plain');
+    const samples = parseExposition(res.body);
+    if (ready(samples) || Date.now() > deadline) return samples;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+const REQUESTS = 'http_server_request_duration_count';
+
+describe('gateway metrics over /metrics (express 5)', () => {
+  let statusUpstream: Upstream;
+  let slowUpstream: Upstream;
+  let deadUrl: string;
+  let deadInPoolUrl: string;
+  const releaseSlow: Array<() => void> = [];
+  let registry: MetricsRegistry;
+  let gw: ReturnType<typeof gateway>;
+  let app: RunningApp;
+
+  beforeAll(async () => {
+    // Answers with the status asked for in `?status=`, 200 otherwise.
+    statusUpstream = await startUpstream({
+      name: 'status',
+      handler: (req, res) => {
+        const status = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('status') ?? 200);
+        res.writeHead(status, { 'content-type': 'text/plain' });
+        res.end(`status ${status}`);
+      },
+    });
+    slowUpstream = await startUpstream({
+      name: 'slow',
+      handler: (_req, res: http.ServerResponse) => {
+        releaseSlow.push(() => res.end('finally'));
+      },
+    });
+    deadUrl = `http://127.0.0.1:${await closedPort()}`;
+    deadInPoolUrl = `http://127.0.0.1:${await closedPort()}`;
+    registry = new MetricsRegistry();
+    gw = gateway({
+      metrics: { registry },
+      routes: [
+        { name: 'orders', path: '/api/orders', upstream: { target: statusUpstream.url, health: { passive: false } } },
+        { name: 'down', path: '/api/down', upstream: { target: deadUrl, retries: 0, health: { passive: false } } },
+        { name: 'pool', path: '/api/pool', upstream: { targets: [deadInPoolUrl, statusUpstream.url], health: { passive: { failures: 1, cooldown: '1m' } } } },
+        { name: 'limited', path: '/api/limited', upstream: statusUpstream.url, rateLimit: { limit: 2 } },
+        { name: 'misc', path: '/api/misc', upstream: { target: statusUpstream.url, health: { passive: false } } },
+        { name: 'slow', path: '/api/slow', upstream: slowUpstream.url },
+        { name: 'paths', path: '/api/paths', upstream: statusUpstream.url },
+      ],
+    });
+    const server = express();
+    server.use(gw);
+    server.get('/metrics', metricsHandler(registry));
+    app = await listen(server);
+  });
+
+  afterAll(async () => {
+    for (const release of releaseSlow) release();
+    await gw.close();
+    await app.close();
+    await statusUpstream.close();
+    await slowUpstream.close();
+  });
+
+  it('counts 2xx and 5xx requests by route name, never by raw path', async () => {
+    const ok = 5;
+    const failed = 3;
+    for (let i = 1; i <= ok; i++) expect((await rawRequest(app.port, { path: `/api/orders/${i}` })).status).toBe(200);
+    for (let i = 1; i <= failed; i++) expect((await rawRequest(app.port, { path: `/api/orders/${100 + i}?status=503` })).status).toBe(503);
+
+    const samples = await scrape(app, (s) => total(s, REQUESTS, { http_route: 'orders' }) >= ok + failed);
+    expect(total(samples, REQUESTS, { http_route: 'orders', http_request_method: 'GET', http_response_status_class: '2xx' })).toBe(ok);
+    expect(total(samples, REQUESTS, { http_route: 'orders', http_request_method: 'GET', http_response_status_class: '5xx' })).toBe(failed);
+    expect(total(samples, REQUESTS, { http_route: 'orders' })).toBe(ok + failed);
+    // Every histogram bucket set ends with +Inf equal to the count.
+    expect(total(samples, 'http_server_request_duration_bucket', { http_route: 'orders', http_response_status_class: '2xx', le: '+Inf' })).toBe(ok);
+    // Upstream attempts are counted by target, with the upstream's status class.
+    const upstreamLabels = { frontdoor_upstream: statusUpstream.url, http_route: 'orders' };
+    expect(total(samples, 'frontdoor_upstream_duration_count', { ...upstreamLabels, http_response_status_class: '2xx' })).toBe(ok);
+    expect(total(samples, 'frontdoor_upstream_duration_count', { ...upstreamLabels, http_response_status_class: '5xx' })).toBe(failed);
+    // A 503 passed through from the upstream is not an error of the gateway's own.
+    expect(total(samples, 'frontdoor_errors_total', { http_route: 'orders' })).toBe(0);
+
+    // No raw path (or query) ever becomes a label value.
+    const labelValues = samples.flatMap((s) => Object.values(s.labels));
+    expect(labelValues.filter((v) => v.includes('/api/orders') || v.includes('status='))).toEqual([]);
+  });
+
+  it('counts upstream errors by target and the gateway errors they cause', async () => {
+    const sent = 4;
+    for (let i = 0; i < sent; i++) expect((await rawRequest(app.port, { path: `/api/down/${i}` })).status).toBe(502);
+
+    const samples = await scrape(app, (s) => total(s, REQUESTS, { http_route: 'down' }) >= sent);
+    expect(total(samples, 'frontdoor_upstream_errors_total', { frontdoor_upstream: deadUrl, http_route: 'down', error_type: 'ECONNREFUSED' })).toBe(sent);
+    expect(total(samples, 'frontdoor_upstream_errors_total', { frontdoor_upstream: deadUrl })).toBe(sent);
+    expect(total(samples, 'frontdoor_errors_total', { http_route: 'down', frontdoor_error_code: 'ERR_UPSTREAM_UNAVAILABLE' })).toBe(sent);
+    expect(total(samples, REQUESTS, { http_route: 'down', http_response_status_class: '5xx' })).toBe(sent);
+    // The healthy target of another route has no errors.
+    expect(total(samples, 'frontdoor_upstream_errors_total', { frontdoor_upstream: statusUpstream.url })).toBe(0);
+  });
+
+  it('counts rate-limit rejections by route', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await rawRequest(app.port, { path: '/api/limited' })).status);
+    expect(statuses).toEqual([200, 200, 429, 429, 429]);
+
+    const samples = await scrape(app, (s) => total(s, REQUESTS, { http_route: 'limited' }) >= 5);
+    expect(total(samples, 'frontdoor_rate_limit_rejections_total', { http_route: 'limited' })).toBe(3);
+    expect(total(samples, 'frontdoor_rate_limit_rejections_total')).toBe(3);
+    expect(total(samples, 'frontdoor_errors_total', { http_route: 'limited', frontdoor_error_code: 'ERR_RATE_LIMITED' })).toBe(3);
+    expect(total(samples, REQUESTS, { http_route: 'limited', http_response_status_class: '2xx' })).toBe(2);
+    expect(total(samples, REQUESTS, { http_route: 'limited', http_response_status_class: '4xx' })).toBe(3);
+  });
+
+  it('reports an ejected target as unhealthy (gauge 0) and the live one as healthy', async () => {
+    const gauge = 'frontdoor_upstream_healthy';
+    const before = await scrape(app);
+    expect(total(before, gauge, { frontdoor_upstream: deadInPoolUrl })).toBe(1);
+
+    // Round robin: within two requests one goes to the dead target, which is ejected after 1 failure; the retry succeeds.
+    for (let i = 0; i < 2; i++) expect((await rawRequest(app.port, { path: `/api/pool/${i}` })).status).toBe(200);
+
+    const after = await scrape(app, (s) => total(s, gauge, { frontdoor_upstream: deadInPoolUrl }) === 0);
+    expect(after.filter((s) => s.name === gauge && s.labels.frontdoor_upstream === deadInPoolUrl).map((s) => s.value)).toEqual([0]);
+    expect(total(after, gauge, { frontdoor_upstream: statusUpstream.url })).toBeGreaterThanOrEqual(1);
+    expect(after.filter((s) => s.name === gauge && s.labels.frontdoor_upstream === statusUpstream.url).every((s) => s.value === 1)).toBe(true);
+    expect(total(after, 'frontdoor_upstream_errors_total', { frontdoor_upstream: deadInPoolUrl, http_route: 'pool', error_type: 'ECONNREFUSED' })).toBe(1);
+    expect(total(after, REQUESTS, { http_route: 'pool', http_response_status_class: '2xx' })).toBe(2);
+  });
+
+  it('labels an unknown method _OTHER, never the method the client sent', async () => {
+    const res = await rawRequest(app.port, { method: 'PURGE', path: '/api/misc/1' });
+    expect(res.status).toBe(200);
+    expect((await rawRequest(app.port, { method: 'GET', path: '/api/misc/2' })).status).toBe(200);
+
+    const samples = await scrape(app, (s) => total(s, REQUESTS, { http_route: 'misc' }) >= 2);
+    expect(total(samples, REQUESTS, { http_route: 'misc', http_request_method: '_OTHER' })).toBe(1);
+    expect(total(samples, REQUESTS, { http_route: 'misc', http_request_method: 'GET' })).toBe(1);
+    expect(samples.flatMap((s) => Object.values(s.labels))).not.toContain('PURGE');
+  });
+
+  // LIBRARY BUG (reported): the closed pool's series stays, with its last value, for the life of the
+  // registry. it.failing only until fixed; the assertion is the behaviour operators rely on.
+  it.failing('drops a closed gateway’s targets from the health gauge (no stale series)', async () => {
+    const gauge = 'frontdoor_upstream_healthy';
+    const retiredUrl = `http://127.0.0.1:${await closedPort()}`;
+    const retired = gateway({ routes: [{ name: 'retired', path: '/retired', upstream: retiredUrl }] });
+    let closed = false;
+    try {
+      const live = await scrape(app);
+      expect(live.filter((s) => s.name === gauge && s.labels.frontdoor_upstream === retiredUrl).map((s) => s.value)).toEqual([1]);
+      await retired.close();
+      closed = true;
+      const after = await scrape(app);
+      expect(after.filter((s) => s.name === gauge && s.labels.frontdoor_upstream === retiredUrl)).toEqual([]);
+    } finally {
+      if (!closed) await retired.close();
+    }
+  });
+
+  // LIBRARY BUG (reported): ERR_BAD_PATH is answered before the route pipeline (where metrics() runs),
+  // so refused traversal attempts are invisible in the metrics. it.failing until fixed.
+  it.failing('counts requests refused for their path (400 ERR_BAD_PATH) under the route they aimed at', async () => {
+    const res = await rawRequest(app.port, { path: '/api/paths/%2e%2e/admin' });
+    expect(res.status).toBe(400);
+    const samples = await scrape(app, (s) => total(s, REQUESTS, { http_route: 'paths' }) >= 1);
+    expect(total(samples, REQUESTS, { http_route: 'paths', http_response_status_class: '4xx' })).toBe(1);
+    expect(total(samples, 'frontdoor_errors_total', { http_route: 'paths', frontdoor_error_code: 'ERR_BAD_PATH' })).toBe(1);
+  });
+
+  it('tracks requests in flight', async () => {
+    const active = (samples: Sample[]) => total(samples, 'http_server_active_requests', { http_request_method: 'GET' });
+    const pending = rawRequest(app.port, { path: '/api/slow/1' });
+    const deadline = Date.now() + 3_000;
+    while (releaseSlow.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(releaseSlow).toHaveLength(1);
+
+    expect(active(await scrape(app))).toBe(1);
+    releaseSlow.shift()?.();
+    expect((await pending).status).toBe(200);
+    expect(active(await scrape(app, (s) => active(s) === 0))).toBe(0);
+  });
+});
+
+describe('gateway metrics over /metrics (express 4 smoke)', () => {
+  const express4 = expressVersions[1][1];
+
+  it('counts requests by route and status class on Express 4 too', async () => {
+    const upstream = await startUpstream({ name: 'orders4' });
+    const dead = `http://127.0.0.1:${await closedPort()}`;
+    const registry = new MetricsRegistry();
+    const gw = gateway({
+      metrics: { registry },
+      routes: [
+        { name: 'orders', path: '/api/orders', upstream: upstream.url },
+        { name: 'down', path: '/api/down', upstream: { target: dead, retries: 0 } },
+      ],
+    });
+    const server = express4();
+    server.use(gw);
+    server.get('/metrics', metricsHandler(registry));
+    const app = await listen(server);
+    try {
+      expect((await rawRequest(app.port, { path: '/api/orders/1' })).status).toBe(200);
+      expect((await rawRequest(app.port, { path: '/api/orders/2' })).status).toBe(200);
+      expect((await rawRequest(app.port, { path: '/api/down' })).status).toBe(502);
+      const samples = await scrape(app, (s) => total(s, REQUESTS) >= 3);
+      expect(total(samples, REQUESTS, { http_route: 'orders', http_response_status_class: '2xx' })).toBe(2);
+      expect(total(samples, REQUESTS, { http_route: 'down', http_response_status_class: '5xx' })).toBe(1);
+      expect(total(samples, 'frontdoor_upstream_errors_total', { frontdoor_upstream: dead })).toBe(1);
+    } finally {
+      await gw.close();
+      await app.close();
+      await upstream.close();
+    }
+  });
+});

@@ -1,0 +1,303 @@
+/**
+ * Retries (idempotent requests only) and the mapping of upstream faults to problem+json answers:
+ * refused → 502, reset → 502, response timeout → 504, nothing healthy → 503. After every fault the
+ * gateway keeps serving; `onError: 'next'` hands errors to the app instead.
+ */
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { ErrorRequestHandler } from 'express';
+import { gateway, proxy } from '../../index';
+import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
+
+type Reply = Awaited<ReturnType<typeof rawRequest>>;
+
+/** Asserts an RFC 9457 problem answer with the given status and code, tied to the response's request id. */
+function expectProblem(res: Reply, status: number, code: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toContain('application/problem+json');
+  const body = JSON.parse(res.body);
+  expect(body).toMatchObject({ status, code });
+  expect(typeof body.requestId).toBe('string');
+  expect(body.requestId).toBe(res.headers['x-request-id']);
+}
+
+/** A raw TCP "upstream" that reads the start of each request and destroys the connection without answering. */
+async function startResettingUpstream(): Promise<{ url: string; readonly connections: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const state = { connections: 0 };
+  const server = net.createServer((socket) => {
+    state.connections += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.once('data', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get connections() {
+      return state.connections;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** An upstream that answers only after `delayMs` (the timer is dropped if the connection goes first). */
+function startSlowUpstream(name: string, delayMs: number): Promise<Upstream> {
+  return startUpstream({
+    name,
+    handler: (_req, res) => {
+      const timer = setTimeout(() => {
+        res.writeHead(200, { 'x-upstream': name });
+        res.end('late');
+      }, delayMs);
+      res.on('close', () => clearTimeout(timer));
+    },
+  });
+}
+
+const json = (value: unknown) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
+
+describe.each(expressVersions)('retries (%s)', (_label, express) => {
+  let alive: Upstream;
+  let deadUrl: string;
+  const cleanup: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    alive = await startUpstream({ name: 'alive' });
+    deadUrl = `http://127.0.0.1:${await closedPort()}`;
+  });
+  afterAll(async () => {
+    await alive.close();
+  });
+  afterEach(async () => {
+    for (const close of cleanup.splice(0).reverse()) await close();
+  });
+
+  /** Mounts a proxy to [dead, alive] on /api, optionally behind express.json(). */
+  async function setup(options: { retries?: number; bodyParser?: boolean }) {
+    // A high failure threshold keeps the dead target in rotation for the whole test.
+    const p = proxy({ targets: [deadUrl, alive.url], retries: options.retries, health: { passive: { failures: 1000 } } });
+    const app = express();
+    if (options.bodyParser) app.use(express.json());
+    app.use('/api', p);
+    const running = await listen(app);
+    cleanup.push(() => p.close(), () => running.close());
+    return { p, dead: p.pool.targets[0], running };
+  }
+
+  it('a GET whose first target refuses is retried on the other target and succeeds', async () => {
+    const { dead, running } = await setup({});
+    const before = alive.requests.length;
+    for (let i = 0; i < 6; i++) {
+      const res = await rawRequest(running.port, { path: `/api/items/${i}` });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body)).toMatchObject({ upstream: 'alive', url: `/api/items/${i}` });
+    }
+    // Round-robin sent half of them to the dead target first: those were retried.
+    expect(dead.failures).toBe(3);
+    expect(alive.requests.length - before).toBe(6);
+  });
+
+  it('a PUT with a parsed JSON body is retried with the same body', async () => {
+    const { dead, running } = await setup({ bodyParser: true });
+    for (let i = 0; i < 4; i++) {
+      const res = await rawRequest(running.port, { method: 'PUT', path: `/api/items/${i}`, ...json({ n: i }) });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(JSON.parse(res.body).body)).toEqual({ n: i });
+    }
+    expect(dead.failures).toBe(2);
+  });
+
+  it.each([
+    ['streamed', false],
+    ['parsed by express.json()', true],
+  ])('a POST (%s body) is never retried: the one sent to the dead target gets 502 and never reaches the other', async (_kind, bodyParser) => {
+    const { dead, running } = await setup({ bodyParser });
+    const received = () => alive.requests.filter((r) => r.method === 'POST').map((r) => JSON.parse(r.body.toString('utf8')).id as string);
+    const before = received().length;
+    const answered: string[] = [];
+    const refused: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const id = `order-${bodyParser ? 'p' : 's'}-${i}`;
+      const res = await rawRequest(running.port, { method: 'POST', path: '/api/orders', ...json({ id }) });
+      if (res.status === 200) answered.push(id);
+      else {
+        expectProblem(res, 502, 'ERR_UPSTREAM_UNAVAILABLE');
+        refused.push(id);
+      }
+    }
+    // Half the POSTs went to the dead target first (round-robin); none of them was re-sent.
+    expect(dead.failures).toBe(3);
+    expect(refused).toHaveLength(3);
+    expect(received().slice(before)).toEqual(answered);
+  });
+
+  it('retries: 0 → a GET sent to the refusing target fails with 502', async () => {
+    const { dead, running } = await setup({ retries: 0 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await rawRequest(running.port, { path: '/api/x' });
+      statuses.push(res.status);
+      if (res.status !== 200) expectProblem(res, 502, 'ERR_UPSTREAM_UNAVAILABLE');
+    }
+    expect(statuses.filter((s) => s === 502)).toHaveLength(2);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(2);
+    expect(dead.failures).toBe(2);
+  });
+});
+
+describe.each(expressVersions)('upstream faults as problem+json (%s)', (_label, express) => {
+  let healthy: Upstream;
+  let resetA: Awaited<ReturnType<typeof startResettingUpstream>>;
+  let resetB: Awaited<ReturnType<typeof startResettingUpstream>>;
+  let slowA: Upstream;
+  let slowB: Upstream;
+  let gw: ReturnType<typeof gateway>;
+  let app: RunningApp;
+
+  beforeAll(async () => {
+    healthy = await startUpstream({ name: 'healthy' });
+    resetA = await startResettingUpstream();
+    resetB = await startResettingUpstream();
+    slowA = await startSlowUpstream('slowA', 2000);
+    slowB = await startSlowUpstream('slowB', 2000);
+    const refused = `http://127.0.0.1:${await closedPort()}`;
+    const gone = `http://127.0.0.1:${await closedPort()}`;
+    const noPassive = { passive: false as const };
+    gw = gateway({
+      routes: [
+        { path: '/ok', upstream: healthy.url },
+        { path: '/refused', upstream: { target: refused, health: noPassive } },
+        { path: '/reset', upstream: { targets: [resetA.url, resetB.url], retries: 1, health: noPassive } },
+        { path: '/slow', upstream: { targets: [slowA.url, slowB.url], timeout: 200, health: noPassive } },
+        { path: '/gone', upstream: { target: gone, health: { passive: { failures: 1, cooldown: '30s' } } } },
+      ],
+    });
+    const server = express();
+    server.use(gw);
+    app = await listen(server);
+  });
+  afterAll(async () => {
+    await gw.close();
+    await app.close();
+    await Promise.all([healthy.close(), resetA.close(), resetB.close(), slowA.close(), slowB.close()]);
+  });
+
+  /** The gateway is alive and serving after a fault. */
+  async function stillServing(): Promise<void> {
+    const res = await rawRequest(app.port, { path: '/ok/ping' });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ upstream: 'healthy', url: '/ok/ping' });
+  }
+
+  it('connection refused → 502 ERR_UPSTREAM_UNAVAILABLE', async () => {
+    expectProblem(await rawRequest(app.port, { path: '/refused/x' }), 502, 'ERR_UPSTREAM_UNAVAILABLE');
+    expectProblem(await rawRequest(app.port, { method: 'POST', path: '/refused/x', ...json({ a: 1 }) }), 502, 'ERR_UPSTREAM_UNAVAILABLE');
+    await stillServing();
+  });
+
+  it('an upstream that closes the connection without answering → 502 ERR_UPSTREAM_RESET; a POST is sent once', async () => {
+    const before = resetA.connections + resetB.connections;
+    const res = await rawRequest(app.port, { method: 'POST', path: '/reset/orders', ...json({ id: 1 }) });
+    expectProblem(res, 502, 'ERR_UPSTREAM_RESET');
+    expect(resetA.connections + resetB.connections - before).toBe(1);
+    await stillServing();
+  });
+
+  it('a GET reset by every target → 502 ERR_UPSTREAM_RESET once its retries are exhausted', async () => {
+    const a = resetA.connections;
+    const b = resetB.connections;
+    const res = await rawRequest(app.port, { path: '/reset/items' });
+    expectProblem(res, 502, 'ERR_UPSTREAM_RESET');
+    // retries: 1 → the other target was tried too, each exactly once.
+    expect(resetA.connections - a).toBe(1);
+    expect(resetB.connections - b).toBe(1);
+    await stillServing();
+  });
+
+  it('an upstream slower than `timeout` → 504 ERR_UPSTREAM_TIMEOUT; a timed-out POST is not re-sent', async () => {
+    const before = slowA.requests.length + slowB.requests.length;
+    const res = await rawRequest(app.port, { method: 'POST', path: '/slow/orders', ...json({ id: 7 }) });
+    expectProblem(res, 504, 'ERR_UPSTREAM_TIMEOUT');
+    // The upstream got it once; give a retry the time it would need to show up.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(slowA.requests.length + slowB.requests.length - before).toBe(1);
+    await stillServing();
+  });
+
+  it('a GET that times out is answered 504 too', async () => {
+    expectProblem(await rawRequest(app.port, { path: '/slow/items' }), 504, 'ERR_UPSTREAM_TIMEOUT');
+    await stillServing();
+  });
+
+  it('no healthy target → 503 ERR_NO_HEALTHY_UPSTREAM with Retry-After', async () => {
+    expectProblem(await rawRequest(app.port, { path: '/gone/x' }), 502, 'ERR_UPSTREAM_UNAVAILABLE');
+    const res = await rawRequest(app.port, { path: '/gone/x' });
+    expectProblem(res, 503, 'ERR_NO_HEALTHY_UPSTREAM');
+    expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(29);
+    expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(30);
+    await stillServing();
+  });
+
+  it('reuses a valid client X-Request-Id in the problem body', async () => {
+    const res = await rawRequest(app.port, { path: '/refused/x', headers: { 'x-request-id': 'trace-abc.123' } });
+    expectProblem(res, 502, 'ERR_UPSTREAM_UNAVAILABLE');
+    expect(res.headers['x-request-id']).toBe('trace-abc.123');
+  });
+});
+
+describe.each(expressVersions)("onError: 'next' (%s)", (_label, express) => {
+  it('proxy() hands the error to the app error handler with its status', async () => {
+    const dead = `http://127.0.0.1:${await closedPort()}`;
+    const p = proxy({ target: dead, onError: 'next', retries: 0 });
+    const app = express();
+    app.use('/api', p);
+    const handler: ErrorRequestHandler = (err, _req, res, _next) => {
+      res.status(418).json({ seenStatus: err.status, seenCode: err.code, handledBy: 'app' });
+    };
+    app.use(handler);
+    const running = await listen(app);
+    try {
+      const res = await rawRequest(running.port, { path: '/api/x' });
+      expect(res.status).toBe(418);
+      expect(JSON.parse(res.body)).toEqual({ seenStatus: 502, seenCode: 'ERR_UPSTREAM_UNAVAILABLE', handledBy: 'app' });
+    } finally {
+      await p.close();
+      await running.close();
+    }
+  });
+
+  it('gateway() hands upstream errors to the app error handler with their status', async () => {
+    const dead = `http://127.0.0.1:${await closedPort()}`;
+    const slow = await startSlowUpstream('slow', 2000);
+    const gw = gateway({
+      onError: 'next',
+      routes: [
+        { path: '/dead', upstream: dead },
+        { path: '/slow', upstream: { target: slow.url, timeout: 100 } },
+      ],
+    });
+    const app = express();
+    app.use(gw);
+    const handler: ErrorRequestHandler = (err, _req, res, _next) => {
+      res.status(418).json({ seenStatus: err.status, seenCode: err.code });
+    };
+    app.use(handler);
+    const running = await listen(app);
+    try {
+      expect(JSON.parse((await rawRequest(running.port, { path: '/dead/x' })).body)).toEqual({ seenStatus: 502, seenCode: 'ERR_UPSTREAM_UNAVAILABLE' });
+      expect(JSON.parse((await rawRequest(running.port, { path: '/slow/x' })).body)).toEqual({ seenStatus: 504, seenCode: 'ERR_UPSTREAM_TIMEOUT' });
+    } finally {
+      await gw.close();
+      await running.close();
+      await slow.close();
+    }
+  });
+});
