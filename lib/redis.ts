@@ -5,7 +5,6 @@
  */
 import Redis from 'ioredis';
 import { ConfigError } from './errors';
-import { consoleLogger, Logger } from './log';
 
 /** Sends one command, e.g. `send('EVALSHA', sha, '1', key)`; what rate-limit-redis and caches need. */
 export type SendCommand = (command: string, ...args: Array<string | number | Buffer>) => Promise<unknown>;
@@ -28,11 +27,14 @@ interface Shared {
 
 const connections = new Map<string, Shared>();
 
+/** How long ioredis waits for a closing socket before destroying it; release() never waits longer. */
+const DISCONNECT_TIMEOUT_MS = 200;
+
 /**
  * Returns a handle on the shared connection to `redis` (a URL), or wraps a client passed in.
  * Commands fail fast while Redis is unreachable (no offline queue), so callers can apply their outage policy.
  */
-export function redisHandle(redis: string | RedisClientLike, option: string, logger: Logger = consoleLogger): RedisHandle {
+export function redisHandle(redis: string | RedisClientLike, option: string): RedisHandle {
   if (typeof redis !== 'string') {
     if (redis && typeof (redis as { call?: unknown }).call === 'function') {
       const client = redis as { call: SendCommand };
@@ -50,19 +52,13 @@ export function redisHandle(redis: string | RedisClientLike, option: string, log
     const client = new Redis(redis, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
+      disconnectTimeout: DISCONNECT_TIMEOUT_MS,
       // Reconnect forever, backing off to 2 s: Redis coming back must be noticed without a restart.
       retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
     });
-    let down = false;
-    client.on('error', (err: Error) => {
-      if (down) return;
-      down = true;
-      logger.warn(`frontdoor: Redis at ${redactUrl(redis)} is unreachable (${err.message}); retrying in the background.`);
-    });
-    client.on('ready', () => {
-      if (down) logger.warn(`frontdoor: Redis at ${redactUrl(redis)} is reachable again.`);
-      down = false;
-    });
+    // Outages are reported by the users of the connection (once each); this listener only keeps an
+    // unhandled 'error' event from crashing the process.
+    client.on('error', () => undefined);
     const entry: Shared = { client, users: 0, firstConnection: undefined };
     entry.firstConnection = new Promise<void>((resolve) => {
       const settle = () => {
@@ -88,7 +84,21 @@ export function redisHandle(redis: string | RedisClientLike, option: string, log
       entry.users -= 1;
       if (entry.users > 0) return;
       connections.delete(redis);
-      entry.client.disconnect();
+      // Resolve once nothing of the client is left running. A live socket ends with 'end'; when a reconnect
+      // was pending the socket is already closed, no 'end' follows, and ioredis's disconnect timer is the last
+      // thing left, so wait that out (bounded either way: an unreachable server cannot hold close() up).
+      const client = entry.client;
+      if (client.status === 'end') return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, DISCONNECT_TIMEOUT_MS + 20);
+        function done() {
+          clearTimeout(timer);
+          client.off('end', done);
+          resolve();
+        }
+        client.once('end', done);
+        client.disconnect(false);
+      });
     },
   };
 }

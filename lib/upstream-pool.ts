@@ -198,6 +198,8 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
   reportFailure(target: UpstreamTarget): boolean {
     if (!this.passive) return false;
     if (target.state === 'ejected') {
+      // Only the trial's failure extends the ejection; requests sent before it was ejected do not.
+      if (!target.trialInFlight) return false;
       target.trialInFlight = false;
       this.eject(target);
       return true;

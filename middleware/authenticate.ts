@@ -133,6 +133,7 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
   if (options.mtls) schemes.push(mtlsScheme(options.mtls === true ? {} : options.mtls, realm, (key) => name(`mtls.${key}`)));
   if (schemes.length === 0) throw new ConfigError(`authenticate() needs at least one of "${name('jwt')}", "${name('apiKey')}" or "${name('mtls')}".`);
 
+  const apiKeyQuery = options.apiKey?.query;
   const identity = identityHeaderNames(options.identityHeaders, name('identityHeaders'));
   const forwardAuthorization = options.forwardAuthorization !== false;
   const optional = options.optional === true;
@@ -146,7 +147,10 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
       (consumer) => {
         (req as { user?: Consumer }).user = consumer;
         if (identity.all.length) context.upstreamHeaders = { ...context.upstreamHeaders, ...identity.headersFor(consumer) };
-        if (!forwardAuthorization) for (const header of credentialHeaders) delete req.headers[header];
+        if (!forwardAuthorization) {
+          for (const header of credentialHeaders) delete req.headers[header];
+          if (apiKeyQuery) stripQueryParameter(req, apiKeyQuery);
+        }
         next();
       },
       (err: unknown) => {
@@ -356,4 +360,23 @@ function headerValue(value: string): string {
 
 function sha256(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** Removes a query parameter (the API key) from the URLs the request is forwarded with. */
+function stripQueryParameter(req: IncomingMessage, name: string): void {
+  const strip = (url: string | undefined) => {
+    if (!url) return url;
+    const q = url.indexOf('?');
+    if (q === -1) return url;
+    const params = new URLSearchParams(url.slice(q + 1));
+    if (!params.has(name)) return url;
+    params.delete(name);
+    const rest = params.toString();
+    return url.slice(0, q) + (rest ? `?${rest}` : '');
+  };
+  req.url = strip(req.url);
+  const withOriginal = req as { originalUrl?: string };
+  if (withOriginal.originalUrl) withOriginal.originalUrl = strip(withOriginal.originalUrl);
+  const context = getContext(req);
+  if (context.forwardUrl) context.forwardUrl = strip(context.forwardUrl);
 }

@@ -197,8 +197,12 @@ export function gateway(options: GatewayOptions): Gateway {
     if (!route) return next();
     const context = getContext(req, res);
     context.route = route.name;
-    if (!normalised.ok) return fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: normalised.reason }));
-    const mountPath = (req as { baseUrl?: string }).baseUrl ?? '';
+    if (!normalised.ok) {
+      // Refused before the route's policies, but still traced, counted and logged: probes must leave a trace.
+      const refuse = () => fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: normalised.reason }));
+      return runPipeline([...observers, (_req, _res, done) => done()], req, res, refuse);
+    }
+    const mountPath = mountPathOf(req);
     const path = route.stripPath ? normalised.path.slice(route.prefix.length) || '/' : mountPath + normalised.path;
     context.forwardUrl = path + search;
     runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : fail(req, res, next, err)));
@@ -344,4 +348,14 @@ function runPipeline(handlers: Handler[], req: IncomingMessage, res: ServerRespo
     }
   };
   step();
+}
+
+/** The path the gateway is mounted at: Express's `baseUrl`, or what connect stripped from `originalUrl`. */
+function mountPathOf(req: IncomingMessage): string {
+  const { baseUrl, originalUrl } = req as { baseUrl?: string; originalUrl?: string };
+  if (baseUrl !== undefined) return baseUrl;
+  if (!originalUrl || !req.url) return '';
+  const original = splitUrl(originalUrl).pathname;
+  const current = splitUrl(req.url).pathname;
+  return original.length > current.length && original.endsWith(current) ? original.slice(0, original.length - current.length) : current === '/' && original !== '/' ? original.replace(/\/$/, '') : '';
 }

@@ -4,7 +4,7 @@
  * classes and upstream targets — never raw paths or consumer ids.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Attributes, Counter, Histogram, UpDownCounter } from '@opentelemetry/api';
 import { getContext } from '../lib/context';
@@ -34,6 +34,7 @@ export class MetricsRegistry {
   readonly upstreamErrors: Counter;
   readonly rateLimited: Counter;
   readonly problems: Counter;
+  private readonly serializer = new PrometheusSerializer();
   private listeners = 0;
   private readonly onUpstreamResult = (result: UpstreamResult) => this.recordUpstream(result);
 
@@ -48,11 +49,12 @@ export class MetricsRegistry {
     this.upstreamErrors = meter.createCounter('frontdoor.upstream.errors', { description: 'Failed upstream attempts (refused, reset, timeout).' });
     this.rateLimited = meter.createCounter('frontdoor.rate_limit.rejections', { description: 'Requests rejected by rate limiting.' });
     this.problems = meter.createCounter('frontdoor.errors', { description: 'Errors answered by the gateway, by code.' });
-    meter.createObservableGauge('frontdoor.upstream.healthy', { description: '1 when a target receives traffic, 0 when ejected or failing its health check.' }).addCallback((result) => {
-      for (const pool of UpstreamPool.live) {
-        for (const target of pool.targets) result.observe(target.state === 'healthy' && !target.activeDown ? 1 : 0, { 'frontdoor.upstream': target.href });
-      }
-    });
+  }
+
+  /** The registry in Prometheus text exposition format, with the target health gauge. */
+  async exposition(): Promise<string> {
+    const { resourceMetrics } = await this.exporter.collect();
+    return this.serializer.serialize(resourceMetrics) + healthGauge();
   }
 
   /** Subscribes to upstream results while at least one metrics() middleware uses this registry. */
@@ -122,8 +124,42 @@ export function metrics(options: MetricsOptions = {}): Middleware {
 /** Serves the registry in Prometheus text exposition format: `app.get('/metrics', metricsHandler())`. */
 export function metricsHandler(registry: MetricsRegistry = defaultMetricsRegistry()): (req: IncomingMessage, res: ServerResponse) => void {
   return function metricsEndpoint(req, res) {
-    registry.exporter.getMetricsRequestHandler(req, res);
+    registry.exposition().then(
+      (text) => {
+        res.statusCode = 200;
+        res.setHeader('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
+        res.end(text);
+      },
+      (err: unknown) => {
+        res.statusCode = 500;
+        res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+        res.end(`# failed to collect metrics: ${(err as Error)?.message ?? err}\n`);
+      },
+    );
   };
+}
+
+/**
+ * Target health, read from the live pools at scrape time. Kept outside the OpenTelemetry SDK on purpose:
+ * the SDK keeps exporting every series an observable gauge ever reported, so a closed gateway's targets
+ * would stay on /metrics with their last value for the life of the process.
+ */
+function healthGauge(): string {
+  // One series per target: when several pools share a target, it counts as healthy only if every pool sends it traffic.
+  const health = new Map<string, number>();
+  for (const pool of UpstreamPool.live) {
+    for (const target of pool.targets) {
+      const healthy = target.state === 'healthy' && !target.activeDown ? 1 : 0;
+      health.set(target.href, Math.min(health.get(target.href) ?? 1, healthy));
+    }
+  }
+  let lines = '# HELP frontdoor_upstream_healthy 1 when a target receives traffic, 0 when ejected or failing its health check.\n# TYPE frontdoor_upstream_healthy gauge\n';
+  for (const [href, healthy] of health) lines += `frontdoor_upstream_healthy{frontdoor_upstream="${escapeLabel(href)}",otel_scope_name="frontdoor"} ${healthy}\n`;
+  return lines;
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);

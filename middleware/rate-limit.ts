@@ -82,7 +82,17 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
   if (keyOption !== 'ip' && keyOption !== 'consumer' && typeof keyOption !== 'function') throw new ConfigError(`"${name('key')}" must be 'ip', 'consumer' or a function (req) => string.`);
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) throw new ConfigError(`"${name('name')}" must be a non-empty string.`);
 
-  const ipKey = (req: IncomingMessage) => ipKeyGenerator((req as Request).ip ?? req.socket.remoteAddress ?? '', ipv6Subnet);
+  let trustChecked = false;
+  const ipKey = (req: IncomingMessage) => {
+    if (!trustChecked) {
+      trustChecked = true;
+      // With trust proxy = true, req.ip is whatever the client writes in X-Forwarded-For: a new bucket per request.
+      if ((req as Request).app?.get?.('trust proxy') === true) {
+        logger.warn(`frontdoor rateLimit: Express 'trust proxy' is true, so any client can choose its IP with X-Forwarded-For and escape ${options.name ? `the "${options.name}" ` : 'this '}limit. Set 'trust proxy' to your proxies' addresses (see docs/rate-limit.md).`);
+      }
+    }
+    return ipKeyGenerator((req as Request).ip ?? req.socket.remoteAddress ?? '', ipv6Subnet);
+  };
   const keyGenerator =
     keyOption === 'ip'
       ? (req: IncomingMessage) => `ip:${ipKey(req)}`
@@ -98,7 +108,7 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
   if (options.redis !== undefined) {
     if (!options.name) throw new ConfigError(`"${name('name')}" is required with "${name('redis')}", so that every gateway instance counts in the same place. In a route table it defaults to the route.`);
     const timeout = options.storeTimeout === undefined ? DEFAULTS.storeTimeout : parseDuration(options.storeTimeout, name('storeTimeout'));
-    redis = redisHandle(options.redis, name('redis'), logger);
+    redis = redisHandle(options.redis, name('redis'));
     store = new ResilientRedisStore(redis.send, `frontdoor:rl:${options.name}:`, timeout, logger);
   } else {
     store = new MemoryStore();
@@ -120,7 +130,8 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
         logger.warn(`frontdoor rateLimit: ${describe(message)}`);
       },
     },
-    validate: { trustProxy: keyOption !== 'ip' ? false : true, xForwardedForHeader: false, keyGeneratorIpFallback: false },
+    // frontdoor checks trust proxy itself (express-rate-limit only does so in its own key generator).
+    validate: { trustProxy: false, xForwardedForHeader: false, keyGeneratorIpFallback: false },
     handler: (req: Request, res: Response, next: (err?: unknown) => void) => {
       const err = new GatewayError(429, 'ERR_RATE_LIMITED', { detail: 'Too many requests. Retry after the time in the Retry-After header.' });
       if (errorMode === 'next') next(err);

@@ -172,10 +172,7 @@ describe('gateway() on a connect app', () => {
     expect(problem.requestId).toBe(res.headers['x-request-id']);
   });
 
-  // KNOWN BUG (temporarily it.failing): on connect the gateway drops its mount path, because it reads
-  // the mount path from Express's req.baseUrl only (middleware/gateway.ts, `const mountPath = …baseUrl`);
-  // connect sets req.originalUrl but no baseUrl. Switch back to `it` once fixed.
-  it.failing('forwards the full path including the mount path when mounted under one', async () => {
+  it('forwards the full path including the mount path when mounted under one', async () => {
     const res = await rawRequest(app.port, { path: '/edge/orders/9?y=2' });
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ upstream: 'orders', url: '/edge/orders/9?y=2' });

@@ -51,7 +51,8 @@ async function scrape(app: RunningApp, ready: (samples: Sample[]) => boolean = (
   for (;;) {
     const res = await rawRequest(app.port, { path: '/metrics' });
     expect(res.status).toBe(200);
-    expect(res.headers['content-type']).toContain('text/plain');
+    // The version parameter tells Prometheus which text format this is.
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     const samples = parseExposition(res.body);
     if (ready(samples) || Date.now() > deadline) return samples;
     await new Promise((resolve) => setTimeout(resolve, 25));
@@ -192,9 +193,7 @@ describe('gateway metrics over /metrics (express 5)', () => {
     expect(samples.flatMap((s) => Object.values(s.labels))).not.toContain('PURGE');
   });
 
-  // LIBRARY BUG (reported): the closed pool's series stays, with its last value, for the life of the
-  // registry. it.failing only until fixed; the assertion is the behaviour operators rely on.
-  it.failing('drops a closed gateway’s targets from the health gauge (no stale series)', async () => {
+  it('drops a closed gateway’s targets from the health gauge (no stale series)', async () => {
     const gauge = 'frontdoor_upstream_healthy';
     const retiredUrl = `http://127.0.0.1:${await closedPort()}`;
     const retired = gateway({ routes: [{ name: 'retired', path: '/retired', upstream: retiredUrl }] });
@@ -211,9 +210,32 @@ describe('gateway metrics over /metrics (express 5)', () => {
     }
   });
 
-  // LIBRARY BUG (reported): ERR_BAD_PATH is answered before the route pipeline (where metrics() runs),
-  // so refused traversal attempts are invisible in the metrics. it.failing until fixed.
-  it.failing('counts requests refused for their path (400 ERR_BAD_PATH) under the route they aimed at', async () => {
+  it('reports a target shared by two gateways as one series, down when either has ejected it', async () => {
+    const gauge = 'frontdoor_upstream_healthy';
+    const sharedUrl = `http://127.0.0.1:${await closedPort()}`;
+    const first = gateway({ routes: [{ name: 'shared-a', path: '/shared-a', upstream: { target: sharedUrl, retries: 0 } }] });
+    const second = gateway({ routes: [{ name: 'shared-b', path: '/shared-b', upstream: sharedUrl }] });
+    try {
+      const before = (await scrape(app)).filter((s) => s.name === gauge && s.labels.frontdoor_upstream === sharedUrl);
+      expect(before.map((s) => s.value)).toEqual([1]);
+      // Eject it in the first gateway only: refused connections until the pool gives up on the target.
+      const edge = express();
+      edge.use(first);
+      const firstApp = await listen(edge);
+      try {
+        for (let i = 0; i < 5; i++) await rawRequest(firstApp.port, { path: '/shared-a/x' });
+      } finally {
+        await firstApp.close();
+      }
+      const after = (await scrape(app)).filter((s) => s.name === gauge && s.labels.frontdoor_upstream === sharedUrl);
+      expect(after.map((s) => s.value)).toEqual([0]);
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it('counts requests refused for their path (400 ERR_BAD_PATH) under the route they aimed at', async () => {
     const res = await rawRequest(app.port, { path: '/api/paths/%2e%2e/admin' });
     expect(res.status).toBe(400);
     const samples = await scrape(app, (s) => total(s, REQUESTS, { http_route: 'paths' }) >= 1);

@@ -148,10 +148,7 @@ describeWithRedis('rate limiting in Redis', () => {
     expect(after.TCPSocketWrap).toBeLessThanOrEqual(before.TCPSocketWrap);
   });
 
-  // LIBRARY BUG (temporarily it.failing): lib/redis.ts:91 release() calls ioredis disconnect() and returns at
-  // once; when the connection never came up, ioredis arms a 2 s disconnect timer on the already-closed
-  // socket, which nothing clears, so the process (and jest: "did not exit one second after") lingers 2 s.
-  it.failing('close() of a limiter whose Redis never answered leaves nothing behind that keeps the process alive', async () => {
+  it('close() of a limiter whose Redis never answered leaves nothing behind that keeps the process alive', async () => {
     await sleep(300);
     const before = liveResources();
     const port = await closedPort();
@@ -258,11 +255,7 @@ describeWithRedis('rate limiting in Redis', () => {
     expect(await untilCounted(app.url, '/deny')).toBe(3);
   });
 
-  // LIBRARY BUG (temporarily it.failing): an outage reaches the limiter's logger twice — once from the
-  // shared connection (lib/redis.ts:60 "Redis at … is unreachable") and once from the store
-  // (lib/rate-limit-store.ts:76 "cannot reach Redis") — and its end twice (lib/redis.ts:63 "reachable
-  // again" and lib/rate-limit-store.ts:67 "counting in Redis again").
-  it.failing('logs an outage once and its end once per limiter, however many requests go by', async () => {
+  it('logs an outage once and its end once per limiter, however many requests go by', async () => {
     const { app, allowLog, denyLog } = await outageGateway('outage-log');
     await request(app.url).get('/allow').expect(200);
     await request(app.url).get('/deny').expect(200);
@@ -305,8 +298,7 @@ describeWithRedis('rate limiting in Redis', () => {
     expect(logger.warnings.filter((w) => outageMessage.test(w)).length).toBeGreaterThanOrEqual(1);
   });
 
-  // LIBRARY BUG (temporarily it.failing): same double report as above, without any request at all.
-  it.failing('logs a Redis that is unreachable from the start once', async () => {
+  it('logs a Redis that is unreachable from the start once', async () => {
     const logger = recordingLogger();
     const port = await closedPort();
     const { app } = await instance({ limit: 1, redis: `redis://127.0.0.1:${port}`, logger, storeTimeout: '300ms' }, 'never-up-log');

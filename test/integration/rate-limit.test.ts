@@ -226,10 +226,7 @@ describe('key: ip and X-Forwarded-For', () => {
     expect(upstream.requests.length - before).toBe(3);
   });
 
-  // LIBRARY BUG (temporarily it.failing): middleware/rate-limit.ts:85-95 passes its own keyGenerator, and
-  // express-rate-limit only runs its trustProxy validation inside its default keyGenerator, so the
-  // documented ERR_ERL_PERMISSIVE_TRUST_PROXY warning never reaches the logger.
-  it.failing("warns the logger about `trust proxy` = true on the first request, once", async () => {
+  it("warns the logger about `trust proxy` = true on the first request, once", async () => {
     const logger = recordingLogger();
     const app = await gatewayApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 10, logger } }], (server) => server.set('trust proxy', true));
     expect(logger.warnings.filter((w) => /trust proxy/i.test(w))).toHaveLength(0);
