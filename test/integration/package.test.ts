@@ -1,5 +1,6 @@
 /**
- * The published package: `npm pack` (which runs the `prepack` build) produces a tarball that works
+ * The published package: `npm pack` of the built dist (`npm test` builds it first; the pack skips the
+ * `prepack` rebuild so no other suite sees dist disappear mid-run) produces a tarball that works
  * for CommonJS `require`, ES module `import` and TypeScript consumers, ships the type declarations and
  * the ESM entry, and no tests. The tarball is unpacked into `<repo>/.tmp/pack-consumer/node_modules`
  * so its dependencies resolve from the repo's own node_modules (no network).
@@ -33,14 +34,15 @@ describe('the packed tarball', () => {
   let tarballFiles: string[];
 
   beforeAll(async () => {
+    if (!existsSync(path.join(repo, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does) before this suite.');
     packDir = await mkdtemp(path.join(tmpdir(), 'frontdoor-pack-'));
-    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', packDir], {
+    const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', packDir], {
       cwd: repo,
       timeout: 110_000,
       maxBuffer: 16 * 1024 * 1024,
       env: { ...process.env, npm_config_loglevel: 'error' },
     });
-    // Lifecycle output (the prepack build) may precede the JSON document on stdout.
+    // Anything npm prints before the JSON document (warnings) is skipped.
     const packed = JSON.parse(stdout.slice(stdout.indexOf('[\n'))) as PackResult[];
     expect(packed).toHaveLength(1);
     tarballFiles = packed[0].files.map((file) => file.path);
