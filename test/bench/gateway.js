@@ -24,7 +24,8 @@ if (!/^\d+$/.test(upstreamPort || '')) {
   process.exit(2);
 }
 
-const { app, close } = variant.build(`http://127.0.0.1:${upstreamPort}`);
+const services = { redisUrl: process.env.BENCH_REDIS_URL, otlpUrl: process.env.BENCH_OTLP_URL };
+const { app, close } = variant.build(`http://127.0.0.1:${upstreamPort}`, services);
 
 let peakRss = 0;
 let cpuAtReset = process.cpuUsage();

@@ -27,7 +27,8 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const autocannon = require('autocannon');
-const { variants, BASELINE, REQUEST_PATH } = require('./variants');
+const net = require('node:net');
+const { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH } = require('./variants');
 
 const ROOT = path.join(__dirname, '..', '..');
 const RESULTS_FILE = path.join(ROOT, '.tmp', 'bench-results.json');
@@ -144,11 +145,12 @@ async function machineBusy(ms) {
 }
 
 /** Starts `node <script> ...args` (pinned to `core` when possible) with an IPC channel. */
-function startChild(script, args, { core, nodeArgs = [] }) {
+function startChild(script, args, { core, nodeArgs = [], env = process.env }) {
   const nodeArgv = [...nodeArgs, path.join(__dirname, script), ...args];
+  const options = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env };
   const child = PINNING
-    ? spawn('taskset', ['-c', String(core), process.execPath, ...nodeArgv], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    : spawn(process.execPath, nodeArgv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    ? spawn('taskset', ['-c', String(core), process.execPath, ...nodeArgv], options)
+    : spawn(process.execPath, nodeArgv, options);
   children.add(child);
   child.on('exit', () => children.delete(child));
   return child;
@@ -184,6 +186,55 @@ async function stopChild(child) {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** A free loopback port (the OS picks it; released before use, so only for a server started right after). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether a TCP connection to 127.0.0.1:port answers PING with PONG. */
+function redisPong(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let reply = '';
+    socket.setTimeout(500, () => { socket.destroy(); resolve(false); });
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk;
+      if (reply.includes('\r\n')) { socket.destroy(); resolve(reply.startsWith('+PONG')); }
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
+/**
+ * A throwaway redis-server on a free loopback port (no persistence), pinned with the upstream; null when
+ * redis-server is not installed.
+ */
+async function startRedis() {
+  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0) return null;
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  const child = PINNING
+    ? spawn('taskset', ['-c', '1', 'redis-server', ...args], { stdio: 'ignore' })
+    : spawn('redis-server', args, { stdio: 'ignore' });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
+    if (await redisPong(port)) return { url: `redis://127.0.0.1:${port}`, child };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`redis-server did not answer on port ${port} within 5 s`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -244,7 +295,7 @@ async function load(port, duration) {
 // ---------------------------------------------------------------------------------------------------------
 // One row.
 
-async function runRow(variant, upstream, upstreamPort) {
+async function runRow(variant, upstream, upstreamPort, env) {
   let gw = null;
   let port = upstreamPort;
   try {
@@ -253,7 +304,7 @@ async function runRow(variant, upstream, upstreamPort) {
         ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR, '--cpu-prof-name', `${variant.name}.cpuprofile`]
         : [];
       if (nodeArgs.length) fs.mkdirSync(PROF_DIR, { recursive: true });
-      gw = startChild('gateway.js', [variant.name, String(upstreamPort)], { core: 0, nodeArgs });
+      gw = startChild('gateway.js', [variant.name, String(upstreamPort)], { core: 0, nodeArgs, env });
       ({ port } = await ask(gw, null, 'listening', 15_000));
     }
     // Footprint before any request: what loading the modules and building the app cost.
@@ -328,7 +379,7 @@ async function runRow(variant, upstream, upstreamPort) {
       gatewayIdleRssMB: idle ? idle.rss / 1048576 : null,
       gatewayRssMB: mem ? mem.rss / 1048576 : null,
       gatewayPeakRssMB: mem ? mem.peakRss / 1048576 : null,
-      upstream: { connectionsOpened: up.connections, requests: up.requests, wrongPath: up.wrongPath },
+      upstream: { connectionsOpened: up.connections, requests: up.requests, wrongPath: up.wrongPath, spanExports: up.exports },
       upstreamConnectionsPer1000: total > 0 ? (up.connections * 1000) / total : null,
       cpu,
       // The gateway's CPU time per request: steadier than req/s when the machine's speed drifts.
@@ -417,8 +468,10 @@ function summarise(runs) {
     });
   }
   const b = rows.find((r) => r.variant === BASELINE);
+  const plain = rows.find((r) => r.variant === PLAIN_ROUTE);
   for (const row of rows) {
     const div = (x, y) => (x !== null && y ? x / y : null);
+    row.vsPlainRoute = plain ? { throughput: div(row.reqPerSec, plain.reqPerSec), p99: row.latencyValid && plain.latencyValid ? div(row.latencyMs.p99, plain.latencyMs.p99) : null } : null;
     row.vsBaseline = b
       ? {
           throughput: div(row.reqPerSec, b.reqPerSec),
@@ -433,7 +486,7 @@ function summarise(runs) {
 
 function table(rows) {
   const withRange = (value, r) => (value === null ? '–' : fmt(value, 2) + (rounds > 1 && r ? ` (${fmt(r[0], 2)}–${fmt(r[1], 2)})` : ''));
-  const head = ['variant', 'req/s', 'p50 ms', 'p99 ms', 'idle MB', 'RSS MB', 'peak MB', 'upstr conn/1k req', 'gw CPU', 'gw µs/req', '× req/s', '× p99', '× RSS'];
+  const head = ['variant', 'req/s', 'p50 ms', 'p99 ms', 'idle MB', 'RSS MB', 'peak MB', 'upstr conn/1k req', 'gw CPU', 'gw µs/req', '× req/s', '× p99', '× RSS', '× route req/s'];
   const body = rows.map((r) => [
     r.variant + (r.warnings.length ? ' (!)' : ''),
     fmt(r.reqPerSec, 0),
@@ -448,6 +501,7 @@ function table(rows) {
     r.vsBaseline ? withRange(r.vsBaseline.throughput, r.perRoundRatioRange.throughput) : '–',
     r.vsBaseline ? withRange(r.vsBaseline.p99, r.perRoundRatioRange.p99) : '–',
     r.vsBaseline ? withRange(r.vsBaseline.rss) : '–',
+    r.vsPlainRoute ? withRange(r.vsPlainRoute.throughput) : '–',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -492,18 +546,31 @@ async function main() {
 
   const upstream = startChild('upstream.js', [], { core: 1 });
   const runs = [];
+  let redis = null;
   try {
-    const { port: upstreamPort } = await ask(upstream, null, 'listening', 10_000);
+    const { port: upstreamPort, otlpPort } = await ask(upstream, null, 'listening', 10_000);
+    const env = {
+      ...process.env,
+      BENCH_OTLP_URL: `http://127.0.0.1:${otlpPort}`,
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${otlpPort}/v1/traces`,
+    };
+    if (selected.some((v) => (v.needs || []).includes('redis'))) {
+      redis = await startRedis();
+      if (redis) env.BENCH_REDIS_URL = redis.url;
+      else console.log('redis-server is not installed: skipping the rows that need Redis (apt-get install redis-server).\n');
+    }
+    const runnable = selected.filter((v) => redis || !(v.needs || []).includes('redis'));
     for (let round = 1; round <= rounds; round++) {
       if (rounds > 1) console.log(`round ${round}/${rounds}`);
       // Alternate the order so slow drift of the machine's speed does not always favour the same rows.
-      const order = round % 2 ? selected : [...selected].reverse();
+      const order = round % 2 ? runnable : [...runnable].reverse();
       for (const variant of order) {
-        runs.push({ round, ...(await runRow(variant, upstream, upstreamPort)) });
+        runs.push({ round, ...(await runRow(variant, upstream, upstreamPort, env)) });
       }
     }
   } finally {
     await stopChild(upstream);
+    if (redis) redis.child.kill('SIGTERM');
   }
 
   const rows = summarise(runs);
@@ -517,7 +584,7 @@ async function main() {
   for (const r of rows.filter((x) => !x.latencyValid)) {
     console.log(`† ${r.variant} answers "Connection: close", so the client reconnects for every request; autocannon's latency is not meaningful then (mean ≈ connections ÷ req/s = ${fmt(r.littleMeanLatencyMs, 1)} ms).`);
   }
-  console.log(rows.some((r) => r.vsBaseline) ? `× columns: ratio to ${BASELINE} in this run.` : `× columns: ${BASELINE} not in this run, no ratios.`);
+  console.log(rows.some((r) => r.vsBaseline) ? `× columns: ratio to ${BASELINE} in this run; × route req/s: ratio to ${PLAIN_ROUTE} (what a feature on the route costs).` : `× columns: ${BASELINE} not in this run, no ratios.`);
   for (const r of rows) for (const w of r.warnings) console.log(`(!) ${r.variant}, ${w}`);
 
   const report = {

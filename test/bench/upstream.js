@@ -2,7 +2,8 @@
  * The benchmark's upstream: a plain node:http server answering every request with the same 223-byte JSON
  * body over keep-alive. Run as a child of run.js (IPC): it sends `{ type: 'listening', port }`, answers
  * `{ cmd: 'stats' }` with `{ type: 'stats', connections, requests, wrongPath, cpuMicros }` (counted since the
- * last `{ cmd: 'reset' }`), and exits when the parent goes away.
+ * last `{ cmd: 'reset' }`), and exits when the parent goes away. A second port takes OTLP/HTTP span exports
+ * (`otlpPort` in the listening message; counted as `exports`, never as requests or connections).
  */
 'use strict';
 
@@ -17,6 +18,7 @@ const HEADERS = { 'Content-Type': 'application/json', 'Content-Length': String(B
 let connections = 0;
 let requests = 0;
 let wrongPath = 0;
+let exportsReceived = 0;
 let cpuAtReset = process.cpuUsage();
 
 const server = http.createServer((req, res) => {
@@ -31,19 +33,32 @@ server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 server.on('connection', () => { connections++; });
 
+// A span sink for the tracing row: reads the export and answers what an OTLP collector answers.
+const sink = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    exportsReceived++;
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end('{}');
+  });
+});
+sink.keepAliveTimeout = 65_000;
+
 process.on('message', (msg) => {
   if (!msg || typeof msg !== 'object') return;
   if (msg.cmd === 'reset') {
-    connections = 0; requests = 0; wrongPath = 0;
+    connections = 0; requests = 0; wrongPath = 0; exportsReceived = 0;
     cpuAtReset = process.cpuUsage();
     process.send({ type: 'reset' });
   } else if (msg.cmd === 'stats') {
     const cpu = process.cpuUsage(cpuAtReset);
-    process.send({ type: 'stats', connections, requests, wrongPath, cpuMicros: cpu.user + cpu.system });
+    process.send({ type: 'stats', connections, requests, wrongPath, exports: exportsReceived, cpuMicros: cpu.user + cpu.system });
   }
 });
 process.on('disconnect', () => process.exit(0));
 
 server.listen(0, '127.0.0.1', () => {
-  process.send({ type: 'listening', port: server.address().port, bodyBytes: BODY.length });
+  sink.listen(0, '127.0.0.1', () => {
+    process.send({ type: 'listening', port: server.address().port, otlpPort: sink.address().port, bodyBytes: BODY.length });
+  });
 });

@@ -1,9 +1,11 @@
 /**
  * The benchmark's rows, as data. Each row names how the load reaches the upstream:
  * - `gateway: false` sends autocannon straight to the upstream (no gateway process);
- * - otherwise `build(upstreamUrl)` runs inside the gateway child (test/bench/gateway.js) and returns
+ * - otherwise `build(upstreamUrl, services)` runs inside the gateway child (test/bench/gateway.js) and returns
  *   `{ app, close }`: an Express app answering GET /api/orders/42 by forwarding it to the upstream, and a
  *   function releasing what the app holds (pooled sockets, timers).
+ * - `needs: ['redis']` / `['otlp']`: run.js starts a redis-server (skipping the row when none is installed)
+ *   or points the OTLP exporter at a span sink in the upstream child; `services` holds `{ redisUrl, otlpUrl }`.
  *
  * To add a row (rate limit, tracing on/off, …), append an entry here; run.js and gateway.js need no change.
  * `BENCH_ONLY=name,name` runs a subset.
@@ -18,6 +20,9 @@ const REQUEST_PATH = '/api/orders/42';
 
 /** The row the ratios are computed against. */
 const BASELINE = 'hpm-keepalive';
+
+/** The plain route the feature rows (rate limit, observability) are compared with. */
+const PLAIN_ROUTE = 'frontdoor-gateway';
 
 function express() {
   return require('express')();
@@ -79,6 +84,45 @@ const variants = [
       return { app, close: () => gw.close(), check: { path: '/health', status: 200 } };
     },
   },
+  {
+    name: 'frontdoor-ratelimit-memory',
+    description: 'the gateway route with rateLimit (memory store, a limit never reached)',
+    build(upstream) {
+      const { gateway } = frontdoor();
+      const gw = gateway({ routes: [{ path: '/api/orders', upstream, rateLimit: { limit: 1e9, window: '1m' } }] });
+      const app = express();
+      app.use(gw);
+      return { app, close: () => gw.close() };
+    },
+  },
+  {
+    name: 'frontdoor-ratelimit-redis',
+    description: 'the gateway route with rateLimit in Redis (redis-server on the load generator core)',
+    needs: ['redis'],
+    build(upstream, { redisUrl }) {
+      const { gateway } = frontdoor();
+      const gw = gateway({ routes: [{ path: '/api/orders', upstream, rateLimit: { limit: 1e9, window: '1m', redis: redisUrl } }] });
+      const app = express();
+      app.use(gw);
+      return { app, close: () => gw.close() };
+    },
+  },
+  {
+    name: 'frontdoor-observed',
+    description: 'the gateway route with trace (every request sampled, OTLP/HTTP export), metrics and access logs (pino to /dev/null)',
+    needs: ['otlp'],
+    build(upstream) {
+      const { gateway, setupTelemetry } = frontdoor();
+      const pino = require('pino');
+      // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set by run.js: the default exporter, as users get it.
+      const telemetry = setupTelemetry({ sampleRatio: 1 });
+      const logger = pino(pino.destination({ dest: '/dev/null', sync: true }));
+      const gw = gateway({ routes: [{ path: '/api/orders', upstream }], trace: true, metrics: true, accessLog: { logger } });
+      const app = express();
+      app.use(gw);
+      return { app, close: async () => { await gw.close(); await telemetry.shutdown(); } };
+    },
+  },
 ];
 
-module.exports = { variants, BASELINE, REQUEST_PATH };
+module.exports = { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH };
