@@ -3,8 +3,8 @@
  * live next to deployment config instead of in code. Validation happens in gateway().
  */
 import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
 import { ConfigError } from './errors';
+import { load } from './load';
 import type { GatewayOptions } from '../middleware/gateway';
 
 /**
@@ -24,7 +24,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   }
   let parsed: unknown;
   try {
-    parsed = parse(text);
+    parsed = load<typeof import('yaml')>('yaml').parse(text);
   } catch (err) {
     throw new ConfigError(`the gateway config file ${JSON.stringify(file)} is not valid YAML: ${(err as Error).message}`);
   }

@@ -5,9 +5,9 @@
  */
 import { createPublicKey, createSecretKey, KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors } from 'jose';
 import { ConfigError, GatewayError } from './errors';
 import { Duration, parseDuration } from './duration';
+import { load } from './load';
 
 export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512';
 
@@ -48,6 +48,7 @@ export function createKeyResolver(
   options: { secret?: string | Buffer; algorithms?: unknown } & Partial<JwksSourceOptions>,
   option: (key: string) => string,
 ): { resolve: KeyResolver; algorithms: JwtAlgorithm[] } {
+  const jose = load<typeof import('jose')>('jose');
   const algorithms = options.algorithms;
   if (!Array.isArray(algorithms) || algorithms.length === 0) {
     throw new ConfigError(`"${option('algorithms')}" is required: list the algorithms your tokens use, e.g. algorithms: ['RS256'].`);
@@ -64,7 +65,7 @@ export function createKeyResolver(
   const checkHeader = (rawToken: string): { alg: string; kid?: string } => {
     let header: Record<string, unknown>;
     try {
-      header = decodeProtectedHeader(rawToken) as Record<string, unknown>;
+      header = jose.decodeProtectedHeader(rawToken) as Record<string, unknown>;
     } catch {
       throw new TokenRejected('jwt malformed');
     }
@@ -98,7 +99,7 @@ export function createKeyResolver(
   }
   const perMinute = options.jwksRefetchPerMinute ?? 6;
   if (!Number.isFinite(perMinute) || perMinute <= 0) throw new ConfigError(`"${option('jwksRefetchPerMinute')}" must be a positive number.`);
-  const jwks = createRemoteJWKSet(url, {
+  const jwks = jose.createRemoteJWKSet(url, {
     cooldownDuration: Math.ceil(60_000 / perMinute),
     cacheMaxAge: options.jwksCacheMaxAge === undefined ? 600_000 : parseDuration(options.jwksCacheMaxAge, option('jwksCacheMaxAge')),
     timeoutDuration: options.jwksTimeout === undefined ? 5_000 : parseDuration(options.jwksTimeout, option('jwksTimeout')),
@@ -117,7 +118,7 @@ export function createKeyResolver(
         (err: unknown) => {
           // Unknown kid (also while refetching is cooling down): the token's problem. A JWKS endpoint
           // that is down or slow: ours, answered 503 rather than blaming the token.
-          if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) done(new TokenRejected('no matching key'));
+          if (err instanceof jose.errors.JWKSNoMatchingKey || err instanceof jose.errors.JWKSMultipleMatchingKeys) done(new TokenRejected('no matching key'));
           else done(new GatewayError(503, 'ERR_AUTH_UNAVAILABLE', { detail: 'The signing keys could not be fetched. Try again later.', cause: err, headers: { 'Retry-After': '5' } }));
         },
       );

@@ -3,8 +3,9 @@
  * caching): created on first use, its errors handled here (no unhandled 'error' event can crash the
  * process), released when the last user closes.
  */
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { ConfigError } from './errors';
+import { load } from './load';
 
 /** Sends one command, e.g. `send('EVALSHA', sha, '1', key)`; what rate-limit-redis and caches need. */
 export type SendCommand = (command: string, ...args: Array<string | number | Buffer>) => Promise<unknown>;
@@ -49,7 +50,8 @@ export function redisHandle(redis: string | RedisClientLike, option: string): Re
   if (!/^rediss?:\/\//.test(redis)) throw new ConfigError(`"${option}" must be a redis:// or rediss:// URL; received ${JSON.stringify(redis)}.`);
   let shared = connections.get(redis);
   if (!shared) {
-    const client = new Redis(redis, {
+    const IORedis = load<typeof import('ioredis')>('ioredis').default;
+    const client = new IORedis(redis, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       disconnectTimeout: DISCONNECT_TIMEOUT_MS,

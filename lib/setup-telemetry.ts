@@ -5,12 +5,10 @@
  * and bounded in memory, failures are logged at most once a minute, shutdown never throws.
  */
 import { trace } from '@opentelemetry/api';
-import { setGlobalErrorHandler } from '@opentelemetry/core';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, ParentBasedSampler, SpanExporter, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Duration, parseDuration } from './duration';
 import { ConfigError } from './errors';
+import { load } from './load';
 import { consoleLogger, Logger } from './log';
 import { assertKnownKeys } from './options';
 
@@ -48,6 +46,11 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) throw new ConfigError(`"sampleRatio" must be a number from 0 to 1; received ${JSON.stringify(options.sampleRatio ?? process.env.OTEL_TRACES_SAMPLER_ARG)}.`);
   const maxQueueSize = options.maxQueueSize ?? 2048;
   if (!Number.isInteger(maxQueueSize) || maxQueueSize < 1) throw new ConfigError(`"maxQueueSize" must be a positive integer.`);
+
+  const { setGlobalErrorHandler } = load<typeof import('@opentelemetry/core')>('@opentelemetry/core');
+  const { NodeSDK } = load<typeof import('@opentelemetry/sdk-node')>('@opentelemetry/sdk-node');
+  const { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = load<typeof import('@opentelemetry/sdk-trace-base')>('@opentelemetry/sdk-trace-base');
+  const { OTLPTraceExporter } = load<typeof import('@opentelemetry/exporter-trace-otlp-http')>('@opentelemetry/exporter-trace-otlp-http');
 
   const throttled = throttle(logger, 60_000);
   // Export failures surface through OpenTelemetry's global error handler: report them, never throw.

@@ -4,10 +4,10 @@
  * redacted. Pass your own pino logger to log where your app logs.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import pino from 'pino';
 import type { Logger as PinoLogger } from 'pino';
 import { getContext } from '../lib/context';
 import { assertKnownKeys } from '../lib/options';
+import { load } from '../lib/load';
 
 export interface AccessLogOptions {
   /** A pino logger (or child) to write to. Defaults to a new pino logger on stdout. */
@@ -34,7 +34,7 @@ const REDACTED = ['req.headers.authorization', 'req.headers.cookie', 'req.header
 export function accessLog(options: AccessLogOptions = {}): Middleware {
   assertKnownKeys(options, ['logger', 'level', 'headers', 'query', 'redact']);
   const redact = { paths: [...REDACTED, ...(options.redact ?? [])], censor: '[redacted]' };
-  const logger = options.logger ? options.logger.child({}, { redact }) : pino({ redact });
+  const logger = options.logger ? options.logger.child({}, { redact }) : load<typeof import('pino')>('pino')({ redact });
   const level = options.level ?? 'info';
   const withHeaders = options.headers === true;
   const withQuery = options.query === true;

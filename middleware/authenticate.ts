@@ -7,7 +7,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import passport from 'passport';
-import { ExtractJwt, Strategy as JwtStrategy } from 'passport-jwt';
 import { getContext } from '../lib/context';
 import { ANONYMOUS, Consumer, scopesFromClaims } from '../lib/consumer';
 import { Duration, parseDuration } from '../lib/duration';
@@ -16,6 +15,7 @@ import { createKeyResolver, JwksSourceOptions, JwtAlgorithm, TokenRejected } fro
 import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
 import type { ErrorMode } from './proxy';
+import { load } from '../lib/load';
 
 export interface JwtOptions extends Partial<JwksSourceOptions> {
   /** HMAC secret (at least 32 bytes), or a PEM-encoded public key / certificate. Use this or `jwksUri`. */
@@ -190,6 +190,7 @@ function jwtScheme(options: JwtOptions, authenticator: passport.Authenticator, r
   const idClaim = options.idClaim ?? 'sub';
   const tierClaim = options.tierClaim ?? 'tier';
   const strategyName = 'frontdoor-jwt';
+  const { ExtractJwt, Strategy: JwtStrategy } = load<typeof import('passport-jwt')>('passport-jwt');
   authenticator.use(
     strategyName,
     new JwtStrategy(

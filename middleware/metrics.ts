@@ -4,10 +4,11 @@
  * classes and upstream targets — never raw paths or consumer ids.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Attributes, Counter, Histogram, UpDownCounter } from '@opentelemetry/api';
 import { getContext } from '../lib/context';
+import { load } from '../lib/load';
 import { assertKnownKeys } from '../lib/options';
 import { UpstreamPool } from '../lib/upstream-pool';
 import { upstreamEvents, UpstreamResult } from '../lib/upstream-events';
@@ -34,12 +35,15 @@ export class MetricsRegistry {
   readonly upstreamErrors: Counter;
   readonly rateLimited: Counter;
   readonly problems: Counter;
-  private readonly serializer = new PrometheusSerializer();
+  private readonly serializer: PrometheusSerializer;
   private listeners = 0;
   private readonly onUpstreamResult = (result: UpstreamResult) => this.recordUpstream(result);
 
   constructor() {
-    this.exporter = new PrometheusExporter({ preventServerStart: true });
+    const prometheus = load<typeof import('@opentelemetry/exporter-prometheus')>('@opentelemetry/exporter-prometheus');
+    const { MeterProvider } = load<typeof import('@opentelemetry/sdk-metrics')>('@opentelemetry/sdk-metrics');
+    this.exporter = new prometheus.PrometheusExporter({ preventServerStart: true });
+    this.serializer = new prometheus.PrometheusSerializer();
     this.provider = new MeterProvider({ readers: [this.exporter] });
     const meter = this.provider.getMeter('frontdoor');
     const advice = { explicitBucketBoundaries: DURATION_BUCKETS };

@@ -100,6 +100,22 @@ describe('the packed tarball', () => {
     expect(result.resolved).toBe(`file://${path.join(installed, 'dist', 'index.mjs')}`);
   });
 
+  it('loads the heavy dependencies only for the features that use them', async () => {
+    const result = await nodeJson([
+      '-e',
+      [
+        "const f = require('frontdoor');",
+        "const heavy = ['@opentelemetry/sdk-node', '@opentelemetry/sdk-metrics', '@opentelemetry/exporter-prometheus', 'ioredis', 'jose', 'passport-jwt', 'pino', 'yaml'];",
+        "const loaded = () => heavy.filter((name) => Object.keys(require.cache).some((file) => file.includes(`/node_modules/${name}/`)));",
+        "const atImport = loaded();",
+        "f.accessLog();",
+        "console.log(JSON.stringify({ atImport, afterAccessLog: loaded() }));",
+      ].join('\n'),
+    ]);
+    expect(result.atImport).toEqual([]);
+    expect(result.afterAccessLog).toEqual(['pino']);
+  });
+
   it('the installed package proxies a real request (CommonJS consumer)', async () => {
     const script = path.join(consumer, 'smoke.cjs');
     await writeFile(
