@@ -110,7 +110,7 @@ const DEFAULTS = {
   activeInterval: 10_000,
   activeTimeout: 2_000,
   maxSockets: 256,
-  maxFreeSockets: 64,
+  maxFreeSockets: 256,
 };
 
 export interface PoolEvents {

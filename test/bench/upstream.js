@@ -2,7 +2,8 @@
  * The benchmark's upstream: a plain node:http server answering every request with the same 223-byte JSON
  * body over keep-alive. Run as a child of run.js (IPC): it sends `{ type: 'listening', port }`, answers
  * `{ cmd: 'stats' }` with `{ type: 'stats', connections, requests, wrongPath, cpuMicros }` (counted since the
- * last `{ cmd: 'reset' }`), and exits when the parent goes away. A second port takes OTLP/HTTP span exports
+ * last `{ cmd: 'reset' }`; `connectionsSinceMark`/`requestsSinceMark` since the last `{ cmd: 'mark' }`), and exits
+ * when the parent goes away. A second port takes OTLP/HTTP span exports
  * (`otlpPort` in the listening message; counted as `exports`, never as requests or connections).
  */
 'use strict';
@@ -19,10 +20,14 @@ let connections = 0;
 let requests = 0;
 let wrongPath = 0;
 let exportsReceived = 0;
+// Counted from the last { cmd: 'mark' }: steady-state connection reuse, after the run has started.
+let connectionsSinceMark = 0;
+let requestsSinceMark = 0;
 let cpuAtReset = process.cpuUsage();
 
 const server = http.createServer((req, res) => {
   requests++;
+  requestsSinceMark++;
   if (req.url !== REQUEST_PATH) wrongPath++;
   // Drain any body so the connection can be reused, then answer.
   req.resume();
@@ -31,7 +36,7 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
-server.on('connection', () => { connections++; });
+server.on('connection', () => { connections++; connectionsSinceMark++; });
 
 // A span sink for the tracing row: reads the export and answers what an OTLP collector answers.
 const sink = http.createServer((req, res) => {
@@ -50,9 +55,12 @@ process.on('message', (msg) => {
     connections = 0; requests = 0; wrongPath = 0; exportsReceived = 0;
     cpuAtReset = process.cpuUsage();
     process.send({ type: 'reset' });
+  } else if (msg.cmd === 'mark') {
+    connectionsSinceMark = 0; requestsSinceMark = 0;
+    process.send({ type: 'mark' });
   } else if (msg.cmd === 'stats') {
     const cpu = process.cpuUsage(cpuAtReset);
-    process.send({ type: 'stats', connections, requests, wrongPath, exports: exportsReceived, cpuMicros: cpu.user + cpu.system });
+    process.send({ type: 'stats', connections, requests, connectionsSinceMark, requestsSinceMark, wrongPath, exports: exportsReceived, cpuMicros: cpu.user + cpu.system });
   }
 });
 process.on('disconnect', () => process.exit(0));

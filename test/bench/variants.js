@@ -108,6 +108,43 @@ const variants = [
     },
   },
   {
+    name: 'frontdoor-trace',
+    description: 'the gateway route with trace only (every request sampled, OTLP/HTTP export)',
+    needs: ['otlp'],
+    build(upstream) {
+      const { gateway, setupTelemetry } = frontdoor();
+      const telemetry = setupTelemetry({ sampleRatio: 1 });
+      const gw = gateway({ routes: [{ path: '/api/orders', upstream }], trace: true });
+      const app = express();
+      app.use(gw);
+      return { app, close: async () => { await gw.close(); await telemetry.shutdown(); } };
+    },
+  },
+  {
+    name: 'frontdoor-metrics',
+    description: 'the gateway route with metrics only',
+    build(upstream) {
+      const { gateway } = frontdoor();
+      const gw = gateway({ routes: [{ path: '/api/orders', upstream }], metrics: true });
+      const app = express();
+      app.use(gw);
+      return { app, close: () => gw.close() };
+    },
+  },
+  {
+    name: 'frontdoor-accesslog',
+    description: 'the gateway route with access logs only (pino to /dev/null)',
+    build(upstream) {
+      const { gateway } = frontdoor();
+      const pino = require('pino');
+      const logger = pino(pino.destination({ dest: '/dev/null', sync: true }));
+      const gw = gateway({ routes: [{ path: '/api/orders', upstream }], accessLog: { logger } });
+      const app = express();
+      app.use(gw);
+      return { app, close: () => gw.close() };
+    },
+  },
+  {
     name: 'frontdoor-observed',
     description: 'the gateway route with trace (every request sampled, OTLP/HTTP export), metrics and access logs (pino to /dev/null)',
     needs: ['otlp'],
