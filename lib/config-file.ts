@@ -24,7 +24,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   }
   let parsed: unknown;
   try {
-    parsed = load<typeof import('yaml')>('yaml').parse(text);
+    parsed = load('yaml').parse(text);
   } catch (err) {
     throw new ConfigError(`the gateway config file ${JSON.stringify(file)} is not valid YAML: ${(err as Error).message}`);
   }

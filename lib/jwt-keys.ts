@@ -48,7 +48,7 @@ export function createKeyResolver(
   options: { secret?: string | Buffer; algorithms?: unknown } & Partial<JwksSourceOptions>,
   option: (key: string) => string,
 ): { resolve: KeyResolver; algorithms: JwtAlgorithm[] } {
-  const jose = load<typeof import('jose')>('jose');
+  const jose = load('jose');
   const algorithms = options.algorithms;
   if (!Array.isArray(algorithms) || algorithms.length === 0) {
     throw new ConfigError(`"${option('algorithms')}" is required: list the algorithms your tokens use, e.g. algorithms: ['RS256'].`);

@@ -50,7 +50,7 @@ export function redisHandle(redis: string | RedisClientLike, option: string): Re
   if (!/^rediss?:\/\//.test(redis)) throw new ConfigError(`"${option}" must be a redis:// or rediss:// URL; received ${JSON.stringify(redis)}.`);
   let shared = connections.get(redis);
   if (!shared) {
-    const IORedis = load<typeof import('ioredis')>('ioredis').default;
+    const IORedis = load('ioredis').default;
     const client = new IORedis(redis, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -103,9 +103,4 @@ export function redisHandle(redis: string | RedisClientLike, option: string): Re
       });
     },
   };
-}
-
-/** The URL without its password, for logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }

@@ -5,6 +5,7 @@
  * and bounded in memory, failures are logged at most once a minute, shutdown never throws.
  */
 import { trace } from '@opentelemetry/api';
+import { setGlobalErrorHandler } from '@opentelemetry/core';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Duration, parseDuration } from './duration';
 import { ConfigError } from './errors';
@@ -47,10 +48,9 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   const maxQueueSize = options.maxQueueSize ?? 2048;
   if (!Number.isInteger(maxQueueSize) || maxQueueSize < 1) throw new ConfigError(`"maxQueueSize" must be a positive integer.`);
 
-  const { setGlobalErrorHandler } = load<typeof import('@opentelemetry/core')>('@opentelemetry/core');
-  const { NodeSDK } = load<typeof import('@opentelemetry/sdk-node')>('@opentelemetry/sdk-node');
-  const { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = load<typeof import('@opentelemetry/sdk-trace-base')>('@opentelemetry/sdk-trace-base');
-  const { OTLPTraceExporter } = load<typeof import('@opentelemetry/exporter-trace-otlp-http')>('@opentelemetry/exporter-trace-otlp-http');
+  const { NodeSDK } = load('@opentelemetry/sdk-node');
+  const { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = load('@opentelemetry/sdk-trace-base');
+  const { OTLPTraceExporter } = load('@opentelemetry/exporter-trace-otlp-http');
 
   const throttled = throttle(logger, 60_000);
   // Export failures surface through OpenTelemetry's global error handler: report them, never throw.

@@ -62,7 +62,7 @@ export interface TlsOptions {
 export interface AgentOptions {
   /** Most sockets open to one target at once; further requests queue. Defaults to 256. */
   maxSockets?: number;
-  /** Most idle sockets kept per target. Defaults to 64. */
+  /** Most idle sockets kept per target. Defaults to 256. */
   maxFreeSockets?: number;
 }
 
@@ -194,12 +194,17 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     }
   }
 
-  /** The attempt failed to connect, was reset, timed out, or got a 5xx. Returns true when this ejected the target. */
-  reportFailure(target: UpstreamTarget): boolean {
+  /**
+   * The attempt failed to connect, was reset, timed out, or got a 5xx. Returns true when this ejected the target.
+   * `trial`: whether this attempt was the trial pick() let through to an ejected target (it was, when pick()
+   * returned a target whose state was 'ejected'). Callers that track it pass it; otherwise any failure while a
+   * trial is in flight counts as the trial's.
+   */
+  reportFailure(target: UpstreamTarget, trial: boolean = target.trialInFlight): boolean {
     if (!this.passive) return false;
     if (target.state === 'ejected') {
       // Only the trial's failure extends the ejection; requests sent before it was ejected do not.
-      if (!target.trialInFlight) return false;
+      if (!trial || !target.trialInFlight) return false;
       target.trialInFlight = false;
       this.eject(target);
       return true;
@@ -210,9 +215,9 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     return true;
   }
 
-  /** The attempt ended without a verdict (the client went away): free the trial slot. */
-  release(target: UpstreamTarget): void {
-    target.trialInFlight = false;
+  /** The attempt ended without a verdict (the client went away): free the trial slot if it held it. */
+  release(target: UpstreamTarget, trial = true): void {
+    if (trial) target.trialInFlight = false;
   }
 
   /** Seconds until the first ejected target may be tried again: the 503's `Retry-After`. */

@@ -34,7 +34,7 @@ const REDACTED = ['req.headers.authorization', 'req.headers.cookie', 'req.header
 export function accessLog(options: AccessLogOptions = {}): Middleware {
   assertKnownKeys(options, ['logger', 'level', 'headers', 'query', 'redact']);
   const redact = { paths: [...REDACTED, ...(options.redact ?? [])], censor: '[redacted]' };
-  const logger = options.logger ? options.logger.child({}, { redact }) : load<typeof import('pino')>('pino')({ redact });
+  const logger = options.logger ? options.logger.child({}, { redact }) : load('pino')({ redact });
   const level = options.level ?? 'info';
   const withHeaders = options.headers === true;
   const withQuery = options.query === true;

@@ -190,7 +190,7 @@ function jwtScheme(options: JwtOptions, authenticator: passport.Authenticator, r
   const idClaim = options.idClaim ?? 'sub';
   const tierClaim = options.tierClaim ?? 'tier';
   const strategyName = 'frontdoor-jwt';
-  const { ExtractJwt, Strategy: JwtStrategy } = load<typeof import('passport-jwt')>('passport-jwt');
+  const { ExtractJwt, Strategy: JwtStrategy } = load('passport-jwt');
   authenticator.use(
     strategyName,
     new JwtStrategy(
@@ -359,20 +359,34 @@ function headerValue(value: string): string {
   return /^[\x20-\x7e]*$/.test(value) ? value : encodeURIComponent(value);
 }
 
+/** The decoded name of one `name=value` pair of a query string, as URLSearchParams reads it. */
+function queryName(pair: string): string {
+  const eq = pair.indexOf('=');
+  const raw = (eq === -1 ? pair : pair.slice(0, eq)).replace(/\+/g, ' ');
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 function sha256(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
 }
 
-/** Removes a query parameter (the API key) from the URLs the request is forwarded with. */
+/**
+ * Removes a query parameter (the API key) from the URLs the request is forwarded with. The other
+ * parameters stay byte for byte (no re-encoding): upstreams may verify signatures over the raw query.
+ */
 function stripQueryParameter(req: IncomingMessage, name: string): void {
   const strip = (url: string | undefined) => {
     if (!url) return url;
     const q = url.indexOf('?');
     if (q === -1) return url;
-    const params = new URLSearchParams(url.slice(q + 1));
-    if (!params.has(name)) return url;
-    params.delete(name);
-    const rest = params.toString();
+    const pairs = url.slice(q + 1).split('&');
+    const kept = pairs.filter((pair) => queryName(pair) !== name);
+    if (kept.length === pairs.length) return url;
+    const rest = kept.join('&');
     return url.slice(0, q) + (rest ? `?${rest}` : '');
   };
   req.url = strip(req.url);

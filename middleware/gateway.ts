@@ -200,7 +200,7 @@ export function gateway(options: GatewayOptions): Gateway {
     if (!normalised.ok) {
       // Refused before the route's policies, but still traced, counted and logged: probes must leave a trace.
       const refuse = () => fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: normalised.reason }));
-      return runPipeline([...observers, (_req, _res, done) => done()], req, res, refuse);
+      return runPipeline(observers, req, res, refuse);
     }
     const mountPath = mountPathOf(req);
     const path = route.stripPath ? normalised.path.slice(route.prefix.length) || '/' : mountPath + normalised.path;
@@ -350,12 +350,19 @@ function runPipeline(handlers: Handler[], req: IncomingMessage, res: ServerRespo
   step();
 }
 
-/** The path the gateway is mounted at: Express's `baseUrl`, or what connect stripped from `originalUrl`. */
+/**
+ * The path the gateway is mounted at: Express's `baseUrl`, or, on connect (which keeps no mount path), what
+ * was stripped from the front of `originalUrl`. On connect a middleware before the gateway that rewrites
+ * `req.url` to a suffix of the original path looks like a mount at the prefix it dropped.
+ */
 function mountPathOf(req: IncomingMessage): string {
   const { baseUrl, originalUrl } = req as { baseUrl?: string; originalUrl?: string };
   if (baseUrl !== undefined) return baseUrl;
   if (!originalUrl || !req.url) return '';
   const original = splitUrl(originalUrl).pathname;
   const current = splitUrl(req.url).pathname;
-  return original.length > current.length && original.endsWith(current) ? original.slice(0, original.length - current.length) : current === '/' && original !== '/' ? original.replace(/\/$/, '') : '';
+  if (original.length > current.length && original.endsWith(current)) return original.slice(0, original.length - current.length);
+  // connect turns a request for exactly the mount path into '/'.
+  if (current === '/' && original !== '/') return original.replace(/\/$/, '');
+  return '';
 }

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { diag } from '@opentelemetry/api';
 import type { Attributes, Counter, Histogram, UpDownCounter } from '@opentelemetry/api';
 import { getContext } from '../lib/context';
 import { load } from '../lib/load';
@@ -40,8 +41,8 @@ export class MetricsRegistry {
   private readonly onUpstreamResult = (result: UpstreamResult) => this.recordUpstream(result);
 
   constructor() {
-    const prometheus = load<typeof import('@opentelemetry/exporter-prometheus')>('@opentelemetry/exporter-prometheus');
-    const { MeterProvider } = load<typeof import('@opentelemetry/sdk-metrics')>('@opentelemetry/sdk-metrics');
+    const prometheus = load('@opentelemetry/exporter-prometheus');
+    const { MeterProvider } = load('@opentelemetry/sdk-metrics');
     this.exporter = new prometheus.PrometheusExporter({ preventServerStart: true });
     this.serializer = new prometheus.PrometheusSerializer();
     this.provider = new MeterProvider({ readers: [this.exporter] });
@@ -57,8 +58,11 @@ export class MetricsRegistry {
 
   /** The registry in Prometheus text exposition format, with the target health gauge. */
   async exposition(): Promise<string> {
-    const { resourceMetrics } = await this.exporter.collect();
-    return this.serializer.serialize(resourceMetrics) + healthGauge();
+    const { resourceMetrics, errors } = await this.exporter.collect();
+    if (errors.length) diag.error('frontdoor metrics: collection errors', ...errors);
+    const text = this.serializer.serialize(resourceMetrics);
+    // With no data yet the serializer ends on a comment without a newline; the gauge must start on its own line.
+    return (text === '' || text.endsWith('\n') ? text : `${text}\n`) + healthGauge();
   }
 
   /** Subscribes to upstream results while at least one metrics() middleware uses this registry. */

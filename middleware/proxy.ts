@@ -77,6 +77,8 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Where a request stands with the upstream; one per proxied request, on a symbol of the request. */
 interface Exchange {
   target: UpstreamTarget;
+  /** The current attempt is the one trial the pool lets through to an ejected target. */
+  trial: boolean;
   tried: Set<UpstreamTarget> | undefined;
   retriesLeft: number;
   retriable: boolean;
@@ -178,7 +180,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     }
     exchange.responded = true;
     const status = proxyRes.statusCode ?? 502;
-    if (status >= 500) noteFailure(req, exchange.target);
+    if (status >= 500) noteFailure(req, exchange.target, exchange.trial);
     else pool.reportSuccess(exchange.target);
     endUpstreamSpan(exchange.span, { status });
     emitUpstreamResult(() => ({ req, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, status }));
@@ -204,8 +206,8 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
   }
 
   /** Reports a failed attempt to passive health, and an ejection it causes to the request's span. */
-  function noteFailure(req: IncomingMessage, target: UpstreamTarget): void {
-    if (pool.reportFailure(target)) spanEvent(req, 'frontdoor.upstream.ejected', { 'frontdoor.upstream': target.href });
+  function noteFailure(req: IncomingMessage, target: UpstreamTarget, trial: boolean): void {
+    if (pool.reportFailure(target, trial)) spanEvent(req, 'frontdoor.upstream.ejected', { 'frontdoor.upstream': target.href });
   }
 
   /** Closes the current attempt's span and reports it to observers. */
@@ -233,7 +235,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       // http.request() throws synchronously on request data it refuses (e.g. an invalid header value).
       finish(exchange);
       attemptFailed(req, exchange, 'invalid_request');
-      pool.release(target);
+      pool.release(target, exchange.trial);
       fail(req, res, exchange.next, new GatewayError(502, 'ERR_UPSTREAM_UNAVAILABLE', { detail: 'The request could not be sent to the upstream.', cause: err }));
     }
   }
@@ -247,7 +249,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     }
     // Still queued for a socket of our own pool: answer now; the request is dropped when a socket comes.
     finish(exchange);
-    pool.release(exchange.target);
+    pool.release(exchange.target, exchange.trial);
     attemptFailed(req, exchange, 'ERR_UPSTREAM_TIMEOUT');
     fail(req, res, exchange.next, new GatewayError(504, 'ERR_UPSTREAM_TIMEOUT', { detail: 'The upstream did not answer in time.' }));
   }
@@ -258,12 +260,12 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     const target = exchange.target;
     if (isClientGone(req, res)) {
       finish(exchange);
-      pool.release(target);
+      pool.release(target, exchange.trial);
       attemptFailed(req, exchange, 'client_closed');
       return;
     }
     if (exchange.timer) clearTimeout(exchange.timer);
-    noteFailure(req, target);
+    noteFailure(req, target, exchange.trial);
     const error = attemptError(err);
     attemptFailed(req, exchange, err?.code === 'ERR_FRONTDOOR_RESPONSE_TIMEOUT' ? 'ERR_UPSTREAM_TIMEOUT' : err?.code === 'ERR_FRONTDOOR_CONNECT_TIMEOUT' ? 'ERR_UPSTREAM_CONNECT_TIMEOUT' : err?.code ?? 'error');
     const reusedSocket = exchange.proxyReq?.reusedSocket === true;
@@ -277,6 +279,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
         exchange.attempt += 1;
         spanEvent(req, 'frontdoor.retry', { 'frontdoor.upstream': next.href, 'error.type': err?.code ?? 'error' });
         exchange.target = next;
+        exchange.trial = next.state === 'ejected';
         dispatch(req, res, exchange);
         return;
       }
@@ -318,6 +321,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     const hasBody = body !== undefined || req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     const exchange: Exchange = {
       target,
+      trial: target.state === 'ejected',
       tried: undefined,
       retriesLeft: retries,
       retriable: IDEMPOTENT.has(req.method ?? '') && (!hasBody || body !== undefined),
@@ -339,7 +343,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
         // The client went away: stop the upstream work it asked for.
         exchange.proxyReq?.destroy();
         if (!exchange.responded) {
-          pool.release(exchange.target);
+          pool.release(exchange.target, exchange.trial);
           attemptFailed(req, exchange, 'client_closed');
         }
       }
@@ -365,6 +369,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     if (rewrite) url = rewrite(url, req);
     const target = pool.pick(req);
     if (!target) return rejectUpgrade(socket, 503, 'Service Unavailable');
+    const trial = target.state === 'ejected';
     prepareForwardHeaders(req, { websocket: true, xForwarded });
     req.headers[REQUEST_ID_HEADER] = context.requestId;
     if (context.upstreamHeaders) Object.assign(req.headers, context.upstreamHeaders);
@@ -375,7 +380,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       target: proxyTargets.get(target) as never,
       ssl: target.url.protocol === 'https:' ? (options.tls as never) : undefined,
     }, ((err: NodeJS.ErrnoException) => {
-      noteFailure(req, target);
+      noteFailure(req, target, trial);
       if (!socket.destroyed) rejectUpgrade(socket, attemptError(err).gatewayError.status, 'Bad Gateway');
     }) as never);
   };

@@ -345,9 +345,11 @@ async function runRow(variant, upstream, upstreamPort, env) {
     // ends, and a gateway that aborts the upstream work of clients that leave (frontdoor does;
     // http-proxy-middleware lets it finish) refills those pooled sockets as the next run starts.
     const markDelay = Math.min(1000, (settings.duration * 1000) / 4);
-    const mark = new Promise((resolve) => setTimeout(resolve, markDelay)).then(() => ask(upstream, { cmd: 'mark' }, 'mark'));
+    // Settles to an error instead of rejecting while the load runs (an unhandled rejection would end the bench).
+    const mark = new Promise((resolve) => setTimeout(resolve, markDelay)).then(() => ask(upstream, { cmd: 'mark' }, 'mark')).catch((err) => err);
     const { result, latency } = await load(port, settings.duration);
-    await mark;
+    const marked = await mark;
+    if (marked instanceof Error) throw marked;
     const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const selfCpu = process.cpuUsage(selfCpuBefore);
     const shares = cpuShares(ticksBefore, readCpuTicks());

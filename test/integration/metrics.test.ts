@@ -210,6 +210,16 @@ describe('gateway metrics over /metrics (express 5)', () => {
     }
   });
 
+  it('serves the health gauge on its own lines from a registry that has recorded nothing yet', async () => {
+    const fresh = new MetricsRegistry();
+    const text = await fresh.exposition();
+    // Every line is a comment or a sample (the parser throws otherwise), and the gauge has its HELP and TYPE.
+    const samples = parseExposition(text);
+    expect(text).toMatch(/^# HELP frontdoor_upstream_healthy /m);
+    expect(text).toMatch(/^# TYPE frontdoor_upstream_healthy gauge$/m);
+    expect(samples.filter((s) => s.name === 'frontdoor_upstream_healthy').length).toBeGreaterThan(0);
+  });
+
   it('reports a target shared by two gateways as one series, down when either has ejected it', async () => {
     const gauge = 'frontdoor_upstream_healthy';
     const sharedUrl = `http://127.0.0.1:${await closedPort()}`;

@@ -192,8 +192,6 @@ describe('UpstreamPool passive health', () => {
     expect(p.pick(req())).toBe(a);
   });
 
-  // BUG (reported): reportFailure treats any failure on an ejected target as a failed trial and ejects it
-  // again (lib/upstream-pool.ts reportFailure). Marked failing until fixed; drop `.failing` then.
   it('failures of requests sent before the ejection do not extend the cooldown (one outage → base cooldown)', () => {
     const p = pool({ targets: [A, B], health: { passive: { failures: 2, cooldown: 100, maxCooldown: 10_000 } } });
     const events = recordEvents(p);
@@ -205,6 +203,26 @@ describe('UpstreamPool passive health', () => {
     expect(a.state).toBe('ejected');
     expect(events.filter(([type]) => type === 'eject')).toEqual([['eject', A, 100]]);
     expect(a.ejectedUntil - Date.now()).toBe(100);
+  });
+
+  it('a late failure of a request sent before the ejection, arriving during the trial, is not the trial’s verdict', () => {
+    const p = pool({ target: A, health: { passive: { failures: 1, cooldown: 100, maxCooldown: 10_000 } } });
+    const [a] = p.targets;
+    const early = p.pick(req())!; // sent while A was healthy
+    const trialOfEarly = early.state === 'ejected';
+    p.reportFailure(a, false); // another request's failure ejects A
+    advance(100);
+    const trial = p.pick(req())!;
+    expect(trial).toBe(a);
+    expect(trial.state).toBe('ejected');
+    // The early request fails now (a long timeout): neither a re-ejection nor a freed trial slot.
+    expect(p.reportFailure(early, trialOfEarly)).toBe(false);
+    expect(p.pick(req())).toBeUndefined();
+    p.release(early, trialOfEarly);
+    expect(p.pick(req())).toBeUndefined();
+    // The trial's own failure ejects again, for twice as long.
+    expect(p.reportFailure(a, true)).toBe(true);
+    expect(a.ejectedUntil - Date.now()).toBe(200);
   });
 
   it('passive: false never ejects', () => {
