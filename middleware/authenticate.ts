@@ -81,7 +81,7 @@ export interface AuthenticateOptions {
   mtls?: MtlsOptions | true;
   /** Let requests without any credentials through as the anonymous consumer. Defaults to false. */
   optional?: boolean;
-  /** Names of the identity headers sent upstream; `false` sends none. */
+  /** Names of the identity headers sent upstream; `false` sends none (client copies of the default names are still removed). */
   identityHeaders?: IdentityHeaderOptions | false;
   /** Forward the client's `Authorization` header (and API key) upstream. Defaults to true. */
   forwardAuthorization?: boolean;
@@ -146,7 +146,7 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
     run(req, res).then(
       (consumer) => {
         (req as { user?: Consumer }).user = consumer;
-        if (identity.all.length) context.upstreamHeaders = { ...context.upstreamHeaders, ...identity.headersFor(consumer) };
+        if (identity.send) context.upstreamHeaders = { ...context.upstreamHeaders, ...identity.headersFor(consumer) };
         if (!forwardAuthorization) {
           for (const header of credentialHeaders) delete req.headers[header];
           if (apiKeyQuery) stripQueryParameter(req, apiKeyQuery);
@@ -332,7 +332,8 @@ function mtlsScheme(options: MtlsOptions, realm: string, name: (key: string) => 
 }
 
 function identityHeaderNames(options: IdentityHeaderOptions | false | undefined, option: string) {
-  if (options === false) return { all: [] as string[], headersFor: () => ({}) };
+  // Even when none are sent, forged copies of the default names must not reach an upstream that may trust them.
+  if (options === false) return { all: ['x-consumer-id', 'x-consumer-scopes', 'x-consumer-tier'], send: false, headersFor: () => ({}) };
   assertKnownKeys(options ?? {}, ['id', 'scopes', 'tier', 'claims'], option + '.');
   const id = (options?.id ?? 'x-consumer-id').toLowerCase();
   const scopes = (options?.scopes ?? 'x-consumer-scopes').toLowerCase();
@@ -342,6 +343,7 @@ function identityHeaderNames(options: IdentityHeaderOptions | false | undefined,
   for (const header of all) if (!/^[a-z0-9-]+$/.test(header)) throw new ConfigError(`"${option}" has an invalid header name ${JSON.stringify(header)}.`);
   return {
     all,
+    send: true,
     headersFor(consumer: Consumer): Record<string, string> {
       const headers: Record<string, string> = { [id]: headerValue(consumer.id), [scopes]: headerValue(consumer.scopes.join(' ')) };
       if (consumer.tier) headers[tier] = headerValue(consumer.tier);

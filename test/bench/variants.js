@@ -61,6 +61,17 @@ const variants = [
     },
   },
   {
+    name: 'hpm-keepalive-xfwd',
+    description: 'the baseline with xfwd: true, so it sets X-Forwarded-For/Proto/Host as frontdoor does',
+    build(upstream) {
+      const { createProxyMiddleware } = require('http-proxy-middleware');
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+      const app = express();
+      app.use('/api/orders', createProxyMiddleware({ target: `${upstream}/api/orders`, changeOrigin: true, agent, xfwd: true }));
+      return { app, close: async () => agent.destroy() };
+    },
+  },
+  {
     name: 'frontdoor-proxy',
     description: "express 5 + app.use('/api/orders', proxy({ target }))",
     build(upstream) {

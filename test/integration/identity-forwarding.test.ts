@@ -117,6 +117,13 @@ describe.each(expressVersions)('identity forwarding through gateway() (%s)', (_l
     }
   });
 
+  it('identityHeaders: false still removes forged X-Consumer-* headers sent by the client', async () => {
+    const forged = await forwarded(() =>
+      request(app.url).get('/api/silent').set('X-Api-Key', API_KEY).set('X-Consumer-Id', 'admin').set('X-Consumer-Scopes', 'admin:*').set('X-Consumer-Tier', 'enterprise'),
+    );
+    expect(Object.keys(forged).filter((name) => name.startsWith('x-consumer-'))).toEqual([]);
+  });
+
   it('forwardAuthorization: false removes Authorization and the API key before forwarding', async () => {
     const token = await signHmac({ sub: 'user-42' }, secret);
     const viaJwt = await forwarded(() => request(app.url).get('/api/private').set('Authorization', `Bearer ${token}`));
