@@ -32,6 +32,26 @@ function frontdoor() {
   return require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
 }
 
+/**
+ * An Express app with one gateway() built from `options`; with `telemetry`, the OpenTelemetry SDK is started
+ * first with every request sampled (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, set by run.js, points the default
+ * exporter at the span sink, as users get it).
+ */
+function routeApp(options, { telemetry = false } = {}) {
+  const { gateway, setupTelemetry } = frontdoor();
+  const sdk = telemetry ? setupTelemetry({ sampleRatio: 1 }) : undefined;
+  const gw = gateway(options);
+  const app = express();
+  app.use(gw);
+  return { app, close: async () => { await gw.close(); if (sdk) await sdk.shutdown(); } };
+}
+
+/** A pino logger writing synchronously (as pino's default stdout does) to /dev/null. */
+function nullLogger() {
+  const pino = require('pino');
+  return pino(pino.destination({ dest: '/dev/null', sync: true }));
+}
+
 const variants = [
   {
     name: 'direct',
@@ -98,78 +118,35 @@ const variants = [
   {
     name: 'frontdoor-ratelimit-memory',
     description: 'the gateway route with rateLimit (memory store, a limit never reached)',
-    build(upstream) {
-      const { gateway } = frontdoor();
-      const gw = gateway({ routes: [{ path: '/api/orders', upstream, rateLimit: { limit: 1e9, window: '1m' } }] });
-      const app = express();
-      app.use(gw);
-      return { app, close: () => gw.close() };
-    },
+    build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream, rateLimit: { limit: 1e9, window: '1m' } }] }),
   },
   {
     name: 'frontdoor-ratelimit-redis',
     description: 'the gateway route with rateLimit in Redis (redis-server on the load generator core)',
     needs: ['redis'],
-    build(upstream, { redisUrl }) {
-      const { gateway } = frontdoor();
-      const gw = gateway({ routes: [{ path: '/api/orders', upstream, rateLimit: { limit: 1e9, window: '1m', redis: redisUrl } }] });
-      const app = express();
-      app.use(gw);
-      return { app, close: () => gw.close() };
-    },
+    build: (upstream, { redisUrl }) => routeApp({ routes: [{ path: '/api/orders', upstream, rateLimit: { limit: 1e9, window: '1m', redis: redisUrl } }] }),
   },
   {
     name: 'frontdoor-trace',
     description: 'the gateway route with trace only (every request sampled, OTLP/HTTP export)',
     needs: ['otlp'],
-    build(upstream) {
-      const { gateway, setupTelemetry } = frontdoor();
-      const telemetry = setupTelemetry({ sampleRatio: 1 });
-      const gw = gateway({ routes: [{ path: '/api/orders', upstream }], trace: true });
-      const app = express();
-      app.use(gw);
-      return { app, close: async () => { await gw.close(); await telemetry.shutdown(); } };
-    },
+    build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], trace: true }, { telemetry: true }),
   },
   {
     name: 'frontdoor-metrics',
     description: 'the gateway route with metrics only',
-    build(upstream) {
-      const { gateway } = frontdoor();
-      const gw = gateway({ routes: [{ path: '/api/orders', upstream }], metrics: true });
-      const app = express();
-      app.use(gw);
-      return { app, close: () => gw.close() };
-    },
+    build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], metrics: true }),
   },
   {
     name: 'frontdoor-accesslog',
     description: 'the gateway route with access logs only (pino to /dev/null)',
-    build(upstream) {
-      const { gateway } = frontdoor();
-      const pino = require('pino');
-      const logger = pino(pino.destination({ dest: '/dev/null', sync: true }));
-      const gw = gateway({ routes: [{ path: '/api/orders', upstream }], accessLog: { logger } });
-      const app = express();
-      app.use(gw);
-      return { app, close: () => gw.close() };
-    },
+    build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], accessLog: { logger: nullLogger() } }),
   },
   {
     name: 'frontdoor-observed',
     description: 'the gateway route with trace (every request sampled, OTLP/HTTP export), metrics and access logs (pino to /dev/null)',
     needs: ['otlp'],
-    build(upstream) {
-      const { gateway, setupTelemetry } = frontdoor();
-      const pino = require('pino');
-      // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set by run.js: the default exporter, as users get it.
-      const telemetry = setupTelemetry({ sampleRatio: 1 });
-      const logger = pino(pino.destination({ dest: '/dev/null', sync: true }));
-      const gw = gateway({ routes: [{ path: '/api/orders', upstream }], trace: true, metrics: true, accessLog: { logger } });
-      const app = express();
-      app.use(gw);
-      return { app, close: async () => { await gw.close(); await telemetry.shutdown(); } };
-    },
+    build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], trace: true, metrics: true, accessLog: { logger: nullLogger() } }, { telemetry: true }),
   },
 ];
 
