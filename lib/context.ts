@@ -33,6 +33,8 @@ export interface RequestContext {
   traceContext?: Context;
   /** Code of the error the gateway answered with, for metrics and logs. */
   errorCode?: string;
+  /** Run once the response closes (finished or aborted), in the order added: see onResponseClose(). */
+  closeHandlers?: Array<() => void>;
 }
 
 const CONTEXT = Symbol.for('frontdoor.context');
@@ -61,4 +63,20 @@ export function getContext(req: IncomingMessage, res?: ServerResponse): RequestC
   context = { requestId, startedAt: performance.now() };
   withContext[CONTEXT] = context;
   return context;
+}
+
+/**
+ * Runs `handler` when the response closes (sent in full or aborted), after the handlers added before it.
+ * trace(), metrics() and accessLog() share one 'close' listener this way instead of adding one each.
+ */
+export function onResponseClose(context: RequestContext, res: ServerResponse, handler: () => void): void {
+  if (context.closeHandlers) {
+    context.closeHandlers.push(handler);
+    return;
+  }
+  const handlers = [handler];
+  context.closeHandlers = handlers;
+  res.once('close', function runCloseHandlers() {
+    for (const run of handlers) run();
+  });
 }

@@ -49,7 +49,7 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   if (!Number.isInteger(maxQueueSize) || maxQueueSize < 1) throw new ConfigError(`"maxQueueSize" must be a positive integer.`);
 
   const { NodeSDK } = load('@opentelemetry/sdk-node');
-  const { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = load('@opentelemetry/sdk-trace-base');
+  const { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = load('@opentelemetry/sdk-trace-base');
   const { OTLPTraceExporter } = load('@opentelemetry/exporter-trace-otlp-http');
 
   const throttled = throttle(logger, 60_000);
@@ -58,7 +58,8 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
 
   const sdk = new NodeSDK({
     serviceName: options.serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'frontdoor',
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
+    // The same decisions as a ratio sampler at 1 and 0, without hashing every new trace id.
+    sampler: new ParentBasedSampler({ root: ratio === 1 ? new AlwaysOnSampler() : ratio === 0 ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(ratio) }),
     spanProcessors: [
       new BatchSpanProcessor(options.exporter ?? new OTLPTraceExporter(), {
         maxQueueSize,

@@ -32,6 +32,11 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
  */
 export function extractIncoming(req: IncomingMessage): Context {
   const headers = req.headers;
+  if (headers.traceparent === undefined && headers.baggage === undefined) {
+    // Nothing to continue (a tracestate alone means nothing): a new trace, without a propagator round trip.
+    if (headers.tracestate !== undefined) delete headers.tracestate;
+    return ROOT_CONTEXT;
+  }
   const carrier: Record<string, string> = {};
   const traceparent = headers.traceparent;
   if (typeof traceparent === 'string' && traceparent.length <= 256) {
@@ -66,24 +71,36 @@ export function injectInto(headers: IncomingMessage['headers'], parent: Context,
   });
 }
 
+/** What a CLIENT span says of its target, worked out once per target URL rather than per request. */
+interface TargetAttributes {
+  origin: string;
+  address: string;
+  port: number;
+}
+const targetAttributes = new WeakMap<URL, TargetAttributes>();
+
+function attributesOf(url: URL): TargetAttributes {
+  let found = targetAttributes.get(url);
+  if (!found) {
+    found = { origin: url.origin, address: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
+    targetAttributes.set(url, found);
+  }
+  return found;
+}
+
 /** Starts the CLIENT span of one upstream attempt, as a child of the request's SERVER span. */
 export function startUpstreamSpan(req: IncomingMessage, url: URL, method: string, attempt: number): Span | undefined {
   const context = getContext(req);
   if (!context.span || !context.traceContext) return undefined;
-  const span = tracer.startSpan(
-    method,
-    {
-      kind: SpanKind.CLIENT,
-      attributes: {
-        'http.request.method': method,
-        'url.full': url.origin + (req.url ?? '/'),
-        'server.address': url.hostname,
-        'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-        ...(attempt > 0 ? { 'http.request.resend_count': attempt } : {}),
-      },
-    },
-    context.traceContext,
-  );
+  const target = attributesOf(url);
+  const attributes: Record<string, string | number> = {
+    'http.request.method': method,
+    'url.full': target.origin + (req.url ?? '/'),
+    'server.address': target.address,
+    'server.port': target.port,
+  };
+  if (attempt > 0) attributes['http.request.resend_count'] = attempt;
+  const span = tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes }, context.traceContext);
   injectInto(req.headers, context.traceContext, span);
   return span;
 }

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger as PinoLogger } from 'pino';
-import { getContext } from '../lib/context';
+import { getContext, onResponseClose } from '../lib/context';
 import { assertKnownKeys } from '../lib/options';
 import { load } from '../lib/load';
 
@@ -33,10 +33,12 @@ const REDACTED = ['req.headers.authorization', 'req.headers.cookie', 'req.header
  */
 export function accessLog(options: AccessLogOptions = {}): Middleware {
   assertKnownKeys(options, ['logger', 'level', 'headers', 'query', 'redact']);
-  const redact = { paths: [...REDACTED, ...(options.redact ?? [])], censor: '[redacted]' };
-  const logger = options.logger ? options.logger.child({}, { redact }) : load('pino')({ redact });
-  const level = options.level ?? 'info';
   const withHeaders = options.headers === true;
+  // Headers are the only credentials a line can carry unless fields are added to it; without them (and
+  // without the caller's own paths) there is nothing to redact, and pino skips the work per line.
+  const redact = withHeaders || options.redact?.length ? { paths: [...REDACTED, ...(options.redact ?? [])], censor: '[redacted]' } : undefined;
+  const logger = options.logger ? (redact ? options.logger.child({}, { redact }) : options.logger) : load('pino')(redact ? { redact } : {});
+  const level = options.level ?? 'info';
   const withQuery = options.query === true;
 
   return function accessLogMiddleware(req, res, next) {
@@ -45,7 +47,7 @@ export function accessLog(options: AccessLogOptions = {}): Middleware {
     const bytesBefore = socket.bytesWritten;
     // As the client sent them: proxy() rewrites req.headers for the upstream later.
     const headers = withHeaders ? { ...req.headers } : undefined;
-    res.once('close', function writeAccessLog() {
+    onResponseClose(context, res, function writeAccessLog() {
       const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
       const q = url.indexOf('?');
       const spanContext = context.span?.spanContext();

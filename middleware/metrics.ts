@@ -7,8 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { diag } from '@opentelemetry/api';
-import type { Attributes, Counter, Histogram, UpDownCounter } from '@opentelemetry/api';
-import { getContext } from '../lib/context';
+import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
+import { getContext, onResponseClose } from '../lib/context';
 import { load } from '../lib/load';
 import { assertKnownKeys } from '../lib/options';
 import { UpstreamPool } from '../lib/upstream-pool';
@@ -31,7 +31,8 @@ export class MetricsRegistry {
   readonly exporter: PrometheusExporter;
   readonly provider: MeterProvider;
   readonly requestDuration: Histogram;
-  readonly activeRequests: UpDownCounter;
+  /** Requests in flight by method, read at collection time (cheaper than two SDK updates per request). */
+  private readonly inFlight = new Map<string, number>();
   readonly upstreamDuration: Histogram;
   readonly upstreamErrors: Counter;
   readonly rateLimited: Counter;
@@ -49,7 +50,9 @@ export class MetricsRegistry {
     const meter = this.provider.getMeter('frontdoor');
     const advice = { explicitBucketBoundaries: DURATION_BUCKETS };
     this.requestDuration = meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Duration of requests through the gateway.', advice });
-    this.activeRequests = meter.createUpDownCounter('http.server.active_requests', { description: 'Requests in flight.' });
+    meter.createObservableUpDownCounter('http.server.active_requests', { description: 'Requests in flight.' }).addCallback((result) => {
+      for (const [method, count] of this.inFlight) result.observe(count, { 'http.request.method': method });
+    });
     this.upstreamDuration = meter.createHistogram('frontdoor.upstream.duration', { unit: 's', description: 'Duration of upstream attempts until response headers.', advice });
     this.upstreamErrors = meter.createCounter('frontdoor.upstream.errors', { description: 'Failed upstream attempts (refused, reset, timeout).' });
     this.rateLimited = meter.createCounter('frontdoor.rate_limit.rejections', { description: 'Requests rejected by rate limiting.' });
@@ -63,6 +66,16 @@ export class MetricsRegistry {
     const text = this.serializer.serialize(resourceMetrics);
     // With no data yet the serializer ends on a comment without a newline; the gauge must start on its own line.
     return (text === '' || text.endsWith('\n') ? text : `${text}\n`) + healthGauge();
+  }
+
+  /** Counts a request as in flight (`method` already normalised). */
+  requestStarted(method: string): void {
+    this.inFlight.set(method, (this.inFlight.get(method) ?? 0) + 1);
+  }
+
+  /** Ends what requestStarted() began. */
+  requestEnded(method: string): void {
+    this.inFlight.set(method, (this.inFlight.get(method) ?? 1) - 1);
   }
 
   /** Subscribes to upstream results while at least one metrics() middleware uses this registry. */
@@ -107,9 +120,9 @@ export function metrics(options: MetricsOptions = {}): Middleware {
   const middleware = function metricsMiddleware(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
     const context = getContext(req, res);
     const method = normaliseMethod(req.method);
-    registry.activeRequests.add(1, { 'http.request.method': method });
-    res.once('close', function recordRequest() {
-      registry.activeRequests.add(-1, { 'http.request.method': method });
+    registry.requestStarted(method);
+    onResponseClose(context, res, function recordRequest() {
+      registry.requestEnded(method);
       const route = context.route ?? (req as { route?: { path?: string } }).route?.path ?? 'other';
       const attributes: Attributes = {
         'http.route': typeof route === 'string' ? route : 'other',

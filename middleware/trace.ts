@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
-import { getContext } from '../lib/context';
+import { getContext, onResponseClose } from '../lib/context';
 import { assertKnownKeys } from '../lib/options';
 import { extractIncoming, tracer, withRequestContext } from '../lib/telemetry';
 
@@ -48,7 +48,7 @@ export function trace(options: TraceOptions = {}): Middleware {
     );
     context.span = span;
     context.traceContext = otelTrace.setSpan(parent, span);
-    res.once('close', function endServerSpan() {
+    onResponseClose(context, res, function endServerSpan() {
       const route = context.route ?? (req as { route?: { path?: string } }).route?.path;
       if (route) {
         span.setAttribute('http.route', route);

@@ -16,6 +16,11 @@
  *                      over 1 s) — for shared machines (default 0: do not wait)
  *   BENCH_CPU_PROF     comma-separated row names whose gateway runs under `node --cpu-prof` (profiles in
  *                      .tmp/bench-prof/; summarise with `node test/bench/profile-top.js <file>`)
+ *   BENCH_INTERLEAVE   instead of the table, compare the BENCH_ONLY rows (the first is the reference) in this
+ *                      many alternating slices of BENCH_SLICE seconds (default 2) each: every row's gateway
+ *                      runs at once, and the load moves from one to the next, so a drift of the machine's speed
+ *                      hits them all alike (for shared and virtual machines, where rows run minutes apart
+ *                      differ by more than a feature costs)
  *
  * Prints a table and writes the same results to .tmp/bench-results.json. Exit code 0 on success.
  */
@@ -32,6 +37,7 @@ const { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH } = require('./variants');
 
 const ROOT = path.join(__dirname, '..', '..');
 const RESULTS_FILE = path.join(ROOT, '.tmp', 'bench-results.json');
+const INTERLEAVE_FILE = path.join(ROOT, '.tmp', 'bench-interleaved.json');
 const PROF_DIR = path.join(ROOT, '.tmp', 'bench-prof');
 
 function envNumber(name, fallback) {
@@ -69,6 +75,17 @@ for (const name of [...(only || []), ...profiled]) {
   }
 }
 const selected = only ? variants.filter((v) => only.includes(v.name)) : variants;
+const interleaveSlices = process.env.BENCH_INTERLEAVE ? Math.round(envNumber('BENCH_INTERLEAVE', 0)) : 0;
+const sliceSeconds = envNumber('BENCH_SLICE', 2);
+if (interleaveSlices) {
+  // In BENCH_ONLY's order: the first row is the one the others are compared with.
+  const named = (only || []).map((name) => variants.find((v) => v.name === name));
+  if (named.length < 2 || named.some((v) => v.gateway === false)) {
+    console.error('BENCH_INTERLEAVE compares gateway rows: name two or more in BENCH_ONLY, the reference first (e.g. BENCH_ONLY=frontdoor-gateway,frontdoor-observed).');
+    process.exit(2);
+  }
+  selected.splice(0, selected.length, ...named);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Children: tracked so that they are killed whatever happens.
@@ -416,6 +433,96 @@ async function runRow(variant, upstream, upstreamPort, env) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Interleaved comparison (BENCH_INTERLEAVE).
+
+/**
+ * Starts every row's gateway (all on core 0; only the loaded one is busy), checks and warms each, then
+ * loads them in turn for `slices` rounds of `sliceSeconds`, alternating the order. Returns per-row totals
+ * and, for each slice round, each row's requests and CPU time.
+ */
+async function runInterleaved(rows, upstreamPort, env) {
+  const gateways = [];
+  try {
+    for (const variant of rows) {
+      const child = startChild('gateway.js', [variant.name, String(upstreamPort)], { core: 0, env });
+      const { port } = await ask(child, null, 'listening', 15_000);
+      gateways.push({ variant, child, port, requests: [], cpuMicros: [], errors: 0, non2xx: 0, timeouts: 0 });
+      const probe = await get(port, settings.path);
+      if (probe.status !== 200 || probe.body.length !== 223) {
+        throw new Error(`${variant.name}: GET ${settings.path} answered ${probe.status} with ${probe.body.length} bytes, expected 200 with 223`);
+      }
+    }
+    for (const g of gateways) {
+      process.stdout.write(`  ${g.variant.name.padEnd(20)} warm-up ${settings.warmup}s\n`);
+      await load(g.port, settings.warmup);
+    }
+    process.stdout.write(`  ${interleaveSlices} slices of ${sliceSeconds}s per row: `);
+    const ticksBefore = readCpuTicks();
+    for (let slice = 0; slice < interleaveSlices; slice++) {
+      for (const g of slice % 2 ? [...gateways].reverse() : gateways) {
+        await ask(g.child, { cmd: 'rss-reset' }, 'rss-reset');
+        const { result } = await load(g.port, sliceSeconds);
+        const { cpuMicros } = await ask(g.child, { cmd: 'rss' }, 'rss');
+        g.requests.push(result.requests.total);
+        g.cpuMicros.push(cpuMicros);
+        g.errors += result.errors;
+        g.non2xx += result.non2xx;
+        g.timeouts += result.timeouts;
+      }
+      process.stdout.write('.');
+    }
+    process.stdout.write(' done\n');
+    const shares = cpuShares(ticksBefore, readCpuTicks());
+    return { gateways, steal: shares && shares.cpu ? shares.cpu.steal : null };
+  } finally {
+    for (const g of gateways) await stopChild(g.child);
+  }
+}
+
+/** Quartiles of `values` (nearest rank). */
+function quartiles(values) {
+  const v = [...values].sort((a, b) => a - b);
+  const at = (q) => v[Math.min(v.length - 1, Math.max(0, Math.ceil(q * v.length) - 1))];
+  return [at(0.25), at(0.5), at(0.75)];
+}
+
+function interleavedReport({ gateways, steal }) {
+  const sum = (a) => a.reduce((x, y) => x + y, 0);
+  const ref = gateways[0];
+  const refTotal = sum(ref.requests);
+  const rows = gateways.map((g) => {
+    const total = sum(g.requests);
+    // Per slice round: this row's requests over the reference's in the same round (adjacent in time).
+    const [q1, med, q3] = quartiles(g.requests.map((n, i) => n / ref.requests[i]));
+    return {
+      variant: g.variant.name,
+      description: g.variant.description,
+      requests: total,
+      reqPerSec: total / (g.requests.length * sliceSeconds),
+      gatewayCpuMicrosPerRequest: total > 0 ? sum(g.cpuMicros) / total : null,
+      vsReference: { throughput: total / refTotal, sliceMedian: med, sliceQ1: q1, sliceQ3: q3 },
+      errors: g.errors,
+      non2xx: g.non2xx,
+      timeouts: g.timeouts,
+      perSlice: g.requests.map((n, i) => ({ requests: n, cpuMicros: g.cpuMicros[i] })),
+    };
+  });
+  const head = ['variant', 'req/s', 'gw µs/req', `× ${ref.variant.name}`, 'slice median', 'slice q1–q3'];
+  const body = rows.map((r) => [
+    r.variant + (r.errors || r.non2xx || r.timeouts ? ' (!)' : ''),
+    fmt(r.reqPerSec, 0),
+    fmt(r.gatewayCpuMicrosPerRequest, 0),
+    fmt(r.vsReference.throughput, 3),
+    fmt(r.vsReference.sliceMedian, 3),
+    `${fmt(r.vsReference.sliceQ1, 3)}–${fmt(r.vsReference.sliceQ3, 3)}`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const text = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  return { rows, steal, text };
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Report.
 
 function fmt(n, digits) {
@@ -521,7 +628,9 @@ function table(rows) {
 async function main() {
   const started = Date.now();
   // Each row: start-up + warm-up + measure + shutdown; generous, but bounded.
-  const budgetMs = (rounds * selected.length * (settings.warmup + settings.duration + 15 + waitQuietSeconds) + 30) * 1000;
+  const budgetMs = interleaveSlices
+    ? (selected.length * (settings.warmup + 15 + interleaveSlices * (sliceSeconds + 1)) + 30) * 1000
+    : (rounds * selected.length * (settings.warmup + settings.duration + 15 + waitQuietSeconds) + 30) * 1000;
   const watchdog = setTimeout(() => {
     console.error(`\nbench: still running after ${Math.round(budgetMs / 1000)} s, giving up`);
     killAll();
@@ -543,7 +652,7 @@ async function main() {
     : { gateway: 'unpinned', upstream: 'unpinned', loadGenerator: 'unpinned', note: 'taskset unavailable or not permitted' };
 
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}`);
-  console.log(`autocannon: ${settings.connections} connections, pipelining ${settings.pipelining}, ${settings.method} ${settings.path}, warm-up ${settings.warmup}s, measured ${settings.duration}s${rounds > 1 ? `, ${rounds} rounds` : ''}`);
+  console.log(`autocannon: ${settings.connections} connections, pipelining ${settings.pipelining}, ${settings.method} ${settings.path}, warm-up ${settings.warmup}s, ${interleaveSlices ? `interleaved: ${interleaveSlices} slices of ${sliceSeconds}s per row` : `measured ${settings.duration}s${rounds > 1 ? `, ${rounds} rounds` : ''}`}`);
   console.log(`pinning: gateway ${pinning.gateway}, upstream ${pinning.upstream}, autocannon ${pinning.loadGenerator}${pinning.note ? ` (${pinning.note})` : ''}`);
   console.log(`rows: ${selected.map((v) => v.name).join(', ')}\n`);
 
@@ -568,6 +677,20 @@ async function main() {
       else console.log('redis-server is not installed: skipping the rows that need Redis (apt-get install redis-server).\n');
     }
     const runnable = selected.filter((v) => redis || !(v.needs || []).includes('redis'));
+    if (interleaveSlices) {
+      if (runnable.length < selected.length) throw new Error('BENCH_INTERLEAVE: a row needs Redis, which is not installed');
+      const result = interleavedReport(await runInterleaved(runnable, upstreamPort, env));
+      console.log(`\n${result.text}\n`);
+      console.log(`req/s and gw µs/req: over all slices; × ${runnable[0].name}: total requests ÷ the reference's; slice median, q1–q3: of the per-slice-round ratios.`);
+      if (result.steal !== null) console.log(`hypervisor steal during the slices: ${(result.steal * 100).toFixed(0)} %`);
+      for (const r of result.rows) if (r.errors || r.non2xx || r.timeouts) console.log(`(!) ${r.variant}: errors=${r.errors} timeouts=${r.timeouts} non2xx=${r.non2xx}`);
+      const report = { date: new Date().toISOString(), machine, pinning, autocannon: settings, interleave: { slices: interleaveSlices, sliceSeconds }, rows: result.rows, steal: result.steal, elapsedSeconds: (Date.now() - started) / 1000 };
+      fs.mkdirSync(path.dirname(INTERLEAVE_FILE), { recursive: true });
+      fs.writeFileSync(INTERLEAVE_FILE, JSON.stringify(report, null, 2) + '\n');
+      console.log(`\nresults: ${path.relative(process.cwd(), INTERLEAVE_FILE)} (${report.elapsedSeconds.toFixed(0)} s)`);
+      clearTimeout(watchdog);
+      return;
+    }
     for (let round = 1; round <= rounds; round++) {
       if (rounds > 1) console.log(`round ${round}/${rounds}`);
       // Alternate the order so slow drift of the machine's speed does not always favour the same rows.

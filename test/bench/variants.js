@@ -34,12 +34,12 @@ function frontdoor() {
 
 /**
  * An Express app with one gateway() built from `options`; with `telemetry`, the OpenTelemetry SDK is started
- * first with every request sampled (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, set by run.js, points the default
- * exporter at the span sink, as users get it).
+ * first, by default with every request sampled (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, set by run.js, points the
+ * default exporter at the span sink, as users get it).
  */
-function routeApp(options, { telemetry = false } = {}) {
+function routeApp(options, { telemetry = false, sampleRatio = 1 } = {}) {
   const { gateway, setupTelemetry } = frontdoor();
-  const sdk = telemetry ? setupTelemetry({ sampleRatio: 1 }) : undefined;
+  const sdk = telemetry ? setupTelemetry({ sampleRatio }) : undefined;
   const gw = gateway(options);
   const app = express();
   app.use(gw);
@@ -133,6 +133,12 @@ const variants = [
     build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], trace: true }, { telemetry: true }),
   },
   {
+    name: 'frontdoor-trace-unsampled',
+    description: 'the gateway route with trace, no request sampled (sampleRatio 0: ids propagated, nothing recorded)',
+    needs: ['otlp'],
+    build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], trace: true }, { telemetry: true, sampleRatio: 0 }),
+  },
+  {
     name: 'frontdoor-metrics',
     description: 'the gateway route with metrics only',
     build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], metrics: true }),
@@ -149,5 +155,6 @@ const variants = [
     build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], trace: true, metrics: true, accessLog: { logger: nullLogger() } }, { telemetry: true }),
   },
 ];
+
 
 module.exports = { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH };

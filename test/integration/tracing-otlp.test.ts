@@ -240,6 +240,27 @@ describe('malformed traceparent starts a new trace and is never forwarded (expre
   });
 });
 
+describe('requests without a traceparent (express 5)', () => {
+  it('start a new trace and drop a tracestate sent alone', async () => {
+    const res = await send('/api/orders/6', { tracestate: 'vendor1=abc' });
+    expect(res.status).toBe(200);
+    const { server, clients } = await spansOf(res.requestId, 1);
+    expect(server.parentSpanId).toBeUndefined();
+    expect(server.traceState).toBeUndefined();
+    const headers = receivedBy(res.requestId).headers;
+    expect(parseTraceparent(headers.traceparent)).toEqual({ traceId: server.traceId, parentId: clients[0].spanId, flags: '01' });
+    expect(headers.tracestate).toBeUndefined();
+  });
+
+  it('still continue a baggage sent alone', async () => {
+    const res = await send('/api/orders/7', { baggage: 'tenant=acme' });
+    expect(res.status).toBe(200);
+    const { server } = await spansOf(res.requestId, 1);
+    expect(server.parentSpanId).toBeUndefined();
+    expect(receivedBy(res.requestId).headers.baggage).toBe('tenant=acme');
+  });
+});
+
 describe('gateway decisions as span events (express 5)', () => {
   it('records the retry and the ejection when a dead target is in the pool, with one CLIENT span per attempt', async () => {
     // Round robin may start on either target: send until a request hit the dead one (at most two).
