@@ -9,6 +9,7 @@ interface LazyModules {
   '@opentelemetry/sdk-node': typeof import('@opentelemetry/sdk-node');
   '@opentelemetry/sdk-trace-base': typeof import('@opentelemetry/sdk-trace-base');
   '@opentelemetry/exporter-trace-otlp-http': typeof import('@opentelemetry/exporter-trace-otlp-http');
+  '@opentelemetry/exporter-trace-otlp-proto': typeof import('@opentelemetry/exporter-trace-otlp-proto');
   '@opentelemetry/exporter-prometheus': typeof import('@opentelemetry/exporter-prometheus');
   '@opentelemetry/sdk-metrics': typeof import('@opentelemetry/sdk-metrics');
   ioredis: typeof import('ioredis');

@@ -18,7 +18,11 @@ export interface TelemetryOptions {
   serviceName?: string;
   /** Share of new traces sampled (0–1); a caller's sampling decision is followed (parent-based). Defaults to `OTEL_TRACES_SAMPLER_ARG`, else 1. */
   sampleRatio?: number;
-  /** Where spans go. Defaults to OTLP over HTTP at `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` (default http://localhost:4318). */
+  /**
+   * Where spans go. Defaults to OTLP over HTTP at `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` (default
+   * http://localhost:4318), encoded as `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL` says: `http/protobuf` (the
+   * OpenTelemetry default) or `http/json`.
+   */
   exporter?: SpanExporter;
   /** Most spans held for export; beyond it new spans are dropped, never buffered without bound. Defaults to 2048. */
   maxQueueSize?: number;
@@ -47,10 +51,10 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) throw new ConfigError(`"sampleRatio" must be a number from 0 to 1; received ${JSON.stringify(options.sampleRatio ?? process.env.OTEL_TRACES_SAMPLER_ARG)}.`);
   const maxQueueSize = options.maxQueueSize ?? 2048;
   if (!Number.isInteger(maxQueueSize) || maxQueueSize < 1) throw new ConfigError(`"maxQueueSize" must be a positive integer.`);
+  const exporter = options.exporter ?? defaultExporter();
 
   const { NodeSDK } = load('@opentelemetry/sdk-node');
   const { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = load('@opentelemetry/sdk-trace-base');
-  const { OTLPTraceExporter } = load('@opentelemetry/exporter-trace-otlp-http');
 
   const throttled = throttle(logger, 60_000);
   // Export failures surface through OpenTelemetry's global error handler: report them, never throw.
@@ -61,7 +65,7 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
     // The same decisions as a ratio sampler at 1 and 0, without hashing every new trace id.
     sampler: new ParentBasedSampler({ root: ratio === 1 ? new AlwaysOnSampler() : ratio === 0 ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(ratio) }),
     spanProcessors: [
-      new BatchSpanProcessor(options.exporter ?? new OTLPTraceExporter(), {
+      new BatchSpanProcessor(exporter, {
         maxQueueSize,
         maxExportBatchSize: Math.min(512, maxQueueSize),
         scheduledDelayMillis: options.exportInterval === undefined ? 5_000 : parseDuration(options.exportInterval, 'exportInterval'),
@@ -79,6 +83,21 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
       return stopped;
     },
   };
+}
+
+/**
+ * The OTLP/HTTP exporter the standard variables ask for. Endpoint, headers, timeout and compression are read
+ * by the exporter itself; the encoding is chosen here. gRPC is not bundled: pass `exporter` for it.
+ */
+function defaultExporter(): SpanExporter {
+  const variable = process.env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocol = (process.env[variable] || 'http/protobuf').trim();
+  if (protocol === 'http/protobuf') return new (load('@opentelemetry/exporter-trace-otlp-proto').OTLPTraceExporter)();
+  if (protocol === 'http/json') return new (load('@opentelemetry/exporter-trace-otlp-http').OTLPTraceExporter)();
+  throw new ConfigError(
+    `${variable}=${JSON.stringify(protocol)} is not supported by setupTelemetry(): use "http/protobuf" (the default) or "http/json"` +
+      (protocol === 'grpc' ? `, or pass exporter: new OTLPTraceExporter() from @opentelemetry/exporter-trace-otlp-grpc.` : '.'),
+  );
 }
 
 /** True when some SDK registered a real tracer provider behind the API's proxy. */

@@ -43,8 +43,10 @@ const sink = http.createServer((req, res) => {
   req.resume();
   req.on('end', () => {
     exportsReceived++;
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end('{}');
+    // An empty ExportTraceServiceResponse (full success) in the request's encoding.
+    const json = String(req.headers['content-type']).startsWith('application/json');
+    res.writeHead(200, { 'Content-Type': json ? 'application/json' : 'application/x-protobuf' });
+    res.end(json ? '{}' : '');
   });
 });
 sink.keepAliveTimeout = 65_000;

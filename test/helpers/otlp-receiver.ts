@@ -1,10 +1,11 @@
 /**
  * A real OTLP/HTTP trace receiver on an ephemeral 127.0.0.1 port: accepts `POST /v1/traces` with JSON
- * bodies (what `@opentelemetry/exporter-trace-otlp-http` sends; gzip accepted too), decodes
+ * bodies (`@opentelemetry/exporter-trace-otlp-http`) or protobuf (`-otlp-proto`; gzip accepted too), decodes
  * resourceSpans → scopeSpans → spans with ids normalised to lowercase hex, and can play a broken
  * collector: answer 503 or never answer at all.
  */
 import http from 'node:http';
+import protobuf from 'protobufjs';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -76,6 +77,8 @@ export interface OtlpReceiver {
   port: number;
   /** Every span received while accepting, in arrival order. */
   spans: ReceivedSpan[];
+  /** Content type of each export request decoded, in order of arrival. */
+  readonly contentTypes: string[];
   /** POST /v1/traces requests received in any mode (export attempts, retries included). */
   readonly exportRequests: number;
   /** Requests received while hanging that are still unanswered. */
@@ -145,7 +148,42 @@ function decodeStatusCode(code: unknown): number {
   return index === -1 ? 0 : index;
 }
 
-/** Decodes an ExportTraceServiceRequest (OTLP/JSON) into flat spans. */
+/**
+ * The OTLP trace messages a receiver needs (opentelemetry/proto trace/v1 and collector/trace/v1, field numbers
+ * as published); fields left out (links, flags, schema URLs) are skipped when decoding.
+ */
+const OTLP_TRACE_PROTO = `
+syntax = "proto3";
+message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
+message ResourceSpans { Resource resource = 1; repeated ScopeSpans scope_spans = 2; }
+message Resource { repeated KeyValue attributes = 1; }
+message ScopeSpans { InstrumentationScope scope = 1; repeated Span spans = 2; }
+message InstrumentationScope { string name = 1; string version = 2; }
+message Span {
+  bytes trace_id = 1; bytes span_id = 2; string trace_state = 3; bytes parent_span_id = 4; string name = 5;
+  SpanKind kind = 6; fixed64 start_time_unix_nano = 7; fixed64 end_time_unix_nano = 8;
+  repeated KeyValue attributes = 9; repeated Event events = 11; Status status = 15;
+}
+enum SpanKind { SPAN_KIND_UNSPECIFIED = 0; SPAN_KIND_INTERNAL = 1; SPAN_KIND_SERVER = 2; SPAN_KIND_CLIENT = 3; SPAN_KIND_PRODUCER = 4; SPAN_KIND_CONSUMER = 5; }
+message Event { fixed64 time_unix_nano = 1; string name = 2; repeated KeyValue attributes = 3; }
+message Status { string message = 2; StatusCode code = 3; }
+enum StatusCode { STATUS_CODE_UNSET = 0; STATUS_CODE_OK = 1; STATUS_CODE_ERROR = 2; }
+message KeyValue { string key = 1; AnyValue value = 2; }
+message AnyValue {
+  oneof value { string string_value = 1; bool bool_value = 2; int64 int_value = 3; double double_value = 4; ArrayValue array_value = 5; KeyValueList kvlist_value = 6; bytes bytes_value = 7; }
+}
+message ArrayValue { repeated AnyValue values = 1; }
+message KeyValueList { repeated KeyValue values = 1; }
+`;
+let exportRequestType: protobuf.Type | undefined;
+
+/** Decodes a protobuf ExportTraceServiceRequest into its protobuf-JSON mapping, which decodeTraces() reads. */
+export function decodeProtobufTraces(body: Uint8Array): unknown {
+  exportRequestType ??= protobuf.parse(OTLP_TRACE_PROTO).root.lookupType('ExportTraceServiceRequest');
+  return exportRequestType.toObject(exportRequestType.decode(body), { longs: String, enums: String, bytes: String });
+}
+
+/** Decodes an ExportTraceServiceRequest (OTLP/JSON, or protobuf after decodeProtobufTraces) into flat spans. */
 export function decodeTraces(body: unknown): ReceivedSpan[] {
   const spans: ReceivedSpan[] = [];
   for (const resourceSpans of ((body as Json)?.resourceSpans as Json[]) ?? []) {
@@ -188,6 +226,7 @@ export async function startOtlpReceiver(options: StartOtlpReceiverOptions = {}):
   const sockets = new Set<Socket>();
   const hung = new Set<http.ServerResponse>();
   const state = { exportRequests: 0 };
+  const contentTypes: string[] = [];
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -209,23 +248,27 @@ export async function startOtlpReceiver(options: StartOtlpReceiverOptions = {}):
         res.end('{}');
         return;
       }
-      if (!String(req.headers['content-type'] ?? '').includes('json')) {
+      const contentType = String(req.headers['content-type'] ?? '').split(';')[0].trim();
+      const isJson = contentType === 'application/json';
+      if (!isJson && contentType !== 'application/x-protobuf') {
         res.writeHead(415, { 'content-type': 'text/plain' });
-        res.end('this receiver decodes OTLP/JSON only');
+        res.end('this receiver decodes OTLP/JSON and OTLP/protobuf');
         return;
       }
       let decoded: ReceivedSpan[];
       try {
         const raw = decompress(Buffer.concat(chunks), req.headers['content-encoding']);
-        decoded = decodeTraces(JSON.parse(raw.toString('utf8')));
+        decoded = decodeTraces(isJson ? JSON.parse(raw.toString('utf8')) : decodeProtobufTraces(raw));
       } catch (err) {
         res.writeHead(400, { 'content-type': 'text/plain' });
         res.end(String(err));
         return;
       }
+      contentTypes.push(contentType);
       spans.push(...decoded);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
+      // An empty ExportTraceServiceResponse, in the request's encoding: full success.
+      res.writeHead(200, { 'content-type': contentType });
+      res.end(isJson ? '{}' : '');
     });
   });
   server.on('connection', (socket: Socket) => {
@@ -242,6 +285,7 @@ export async function startOtlpReceiver(options: StartOtlpReceiverOptions = {}):
     url: `http://127.0.0.1:${port}`,
     port,
     spans,
+    contentTypes,
     get exportRequests() {
       return state.exportRequests;
     },
