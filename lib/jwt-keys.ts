@@ -14,6 +14,8 @@ export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS
 const HMAC: readonly string[] = ['HS256', 'HS384', 'HS512'];
 const RSA: readonly string[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
 const EC: readonly string[] = ['ES256', 'ES384', 'ES512'];
+/** The curve each ES algorithm signs on (RFC 7518 §3.4), as Node's `namedCurve` names it. */
+const EC_CURVES: Readonly<Record<string, string>> = { ES256: 'prime256v1', ES384: 'secp384r1', ES512: 'secp521r1' };
 const SUPPORTED = [...HMAC, ...RSA, ...EC];
 /** Header parameters by which a token would bring its own key: never trusted. */
 const EMBEDDED_KEY_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'];
@@ -140,6 +142,16 @@ function secretKey(secret: string | Buffer, algorithms: JwtAlgorithm[], option: 
     const misfit = algorithms.filter((alg) => !fits.includes(alg));
     if (misfit.length) {
       throw new ConfigError(`"${option('algorithms')}" has ${misfit.join(', ')}, which cannot be verified with the ${key.asymmetricKeyType} public key in "${option('secret')}"; allow only ${fits.join(', ') || 'nothing'}.`);
+    }
+    // Each ES algorithm names its curve: an ES256 token can never verify against a P-384 key, so say so now
+    // rather than answer 401 to every request.
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (key.asymmetricKeyType === 'ec' && curve !== undefined) {
+      const wrongCurve = algorithms.filter((alg) => EC_CURVES[alg] !== curve);
+      if (wrongCurve.length) {
+        const matching = Object.keys(EC_CURVES).filter((alg) => EC_CURVES[alg] === curve);
+        throw new ConfigError(`"${option('algorithms')}" has ${wrongCurve.join(', ')}, but the EC public key in "${option('secret')}" is on curve ${curve}; allow only ${matching.join(', ') || 'nothing (no ES algorithm uses that curve)'}.`);
+      }
     }
     return key;
   }

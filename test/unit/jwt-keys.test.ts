@@ -57,6 +57,14 @@ describe('createKeyResolver configuration errors', () => {
     expect(configError({ secret: ec.publicPem, algorithms: ['RS256'] }).message).toMatch(/"jwt\.algorithms" has RS256/);
   });
 
+  it('an ES algorithm on another curve than the PEM key → names jwt.algorithms and the algorithm that fits', async () => {
+    const p384 = await createKeyPair('ES384');
+    const message = configError({ secret: p384.publicPem, algorithms: ['ES256', 'ES384'] }).message;
+    expect(message).toMatch(/"jwt\.algorithms" has ES256, but the EC public key in "jwt\.secret" is on curve secp384r1; allow only ES384\./);
+    expect(configError({ secret: ec.publicPem, algorithms: ['ES512'] }).message).toMatch(/has ES512.*curve prime256v1; allow only ES256/);
+    expect(() => createKeyResolver({ secret: p384.publicPem, algorithms: ['ES384'] }, option)).not.toThrow();
+  });
+
   it('an HMAC secret shorter than 32 bytes → names jwt.secret; 32 bytes is accepted', () => {
     expect(configError({ secret: 'x'.repeat(31), algorithms: ['HS256'] }).message).toMatch(/"jwt\.secret" is shorter than 32 bytes/);
     expect(configError({ secret: Buffer.alloc(16, 1), algorithms: ['HS256'] }).message).toMatch(/"jwt\.secret"/);
