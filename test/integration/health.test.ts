@@ -3,6 +3,7 @@
  * and its single trial request, recovery of a restarted upstream, 503 when nothing is left, and active
  * health checks.
  */
+import type { ServerResponse } from 'node:http';
 import { proxy } from '../../index';
 import type { UpstreamTarget } from '../../index';
 import { expressVersions, ExpressFactory, listen, rawRequest, RunningApp } from '../helpers/app';
@@ -143,18 +144,24 @@ describe.each(expressVersions)('passive health (%s)', (_label, express) => {
     expect(bad.ejectedUntil - Date.now()).toBeGreaterThan(500);
   });
 
-  // BUG (reported): UpstreamPool.reportFailure re-ejects an already-ejected target on every late failure
-  // (lib/upstream-pool.ts, reportFailure's `state === 'ejected'` branch), doubling the cooldown each time.
-  // Marked failing until fixed; drop `.failing` then.
   it('a burst of concurrent failures from one outage ejects the target once, with the base cooldown', async () => {
-    // A backend that starts failing under load: every request in flight gets a 500 after a moment.
+    // A backend that fails under load: it holds its requests until the 10th arrives, then answers them all
+    // 500 at once, so every failure belongs to a request sent before the ejection however slow the machine.
+    // (A 2 s fallback answers whatever arrived, so a miscount fails the assertions below instead of hanging.)
+    const held: ServerResponse[] = [];
+    const answerAll = () => {
+      for (const res of held.splice(0)) {
+        res.writeHead(500, { 'x-upstream': 'failing' });
+        res.end('boom');
+      }
+    };
+    const fallback = setTimeout(answerAll, 2_000);
+    cleanup.push(async () => clearTimeout(fallback));
     const failing = await startUpstream({
       name: 'failing',
       handler: (_req, res) => {
-        setTimeout(() => {
-          res.writeHead(500, { 'x-upstream': 'failing' });
-          res.end('boom');
-        }, 100);
+        held.push(res);
+        if (held.length === 10) answerAll();
       },
     });
     const good = await startUpstream({ name: 'good' });
