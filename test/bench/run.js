@@ -516,10 +516,7 @@ function interleavedReport({ gateways, steal }) {
     fmt(r.vsReference.sliceMedian, 3),
     `${fmt(r.vsReference.sliceQ1, 3)}–${fmt(r.vsReference.sliceQ3, 3)}`,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  const text = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
-  return { rows, steal, text };
+  return { rows, steal, text: renderTable(head, body) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -618,6 +615,11 @@ function table(rows) {
     r.vsBaseline ? withRange(r.vsBaseline.rss) : '–',
     r.vsPlainRoute ? withRange(r.vsPlainRoute.throughput) : '–',
   ]);
+  return renderTable(head, body);
+}
+
+/** A plain-text table: the first column left-aligned, the others right-aligned, a rule under the head. */
+function renderTable(head, body) {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
