@@ -62,13 +62,15 @@ export function extractIncoming(req: IncomingMessage): Context {
   });
 }
 
+const HEADER_SETTER = {
+  set: (carrier: unknown, key: string, value: string) => {
+    (carrier as Record<string, string>)[key] = value;
+  },
+};
+
 /** Writes the trace context of `span` into the headers sent upstream. */
 export function injectInto(headers: IncomingMessage['headers'], parent: Context, span: Span): void {
-  activePropagator().inject(trace.setSpan(parent, span), headers, {
-    set: (carrier, key, value) => {
-      (carrier as Record<string, string>)[key] = value;
-    },
-  });
+  activePropagator().inject(trace.setSpan(parent, span), headers, HEADER_SETTER);
 }
 
 /** What a CLIENT span says of its target, worked out once per target URL rather than per request. */
@@ -92,6 +94,12 @@ function attributesOf(url: URL): TargetAttributes {
 export function startUpstreamSpan(req: IncomingMessage, url: URL, method: string, attempt: number): Span | undefined {
   const context = getContext(req);
   if (!context.span || !context.traceContext) return undefined;
+  if (!context.span.isRecording()) {
+    // An unsampled trace records nothing: the upstream continues it (sampled flag off) as a child of the
+    // SERVER span, without a CLIENT span that would only be created and thrown away.
+    activePropagator().inject(context.traceContext, req.headers, HEADER_SETTER);
+    return undefined;
+  }
   const target = attributesOf(url);
   const attributes: Record<string, string | number> = {
     'http.request.method': method,

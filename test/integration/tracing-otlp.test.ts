@@ -191,11 +191,16 @@ describe('trace continuation (express 5)', () => {
 
   it("follows the caller's sampling decision: an unsampled trace is propagated but not exported", async () => {
     const traceId = hex(16);
-    const unsampled = await send('/api/orders/2', { traceparent: `00-${traceId}-${hex(8)}-00` });
+    const callerSpanId = hex(8);
+    const unsampled = await send('/api/orders/2', { traceparent: `00-${traceId}-${callerSpanId}-00` });
     expect(unsampled.status).toBe(200);
     const forwarded = parseTraceparent(receivedBy(unsampled.requestId).headers.traceparent);
     expect(forwarded.traceId).toBe(traceId);
     expect(forwarded.flags).toBe('00');
+    // Parented on the gateway's own (unrecorded) span, not passed through as the caller sent it.
+    expect(forwarded.parentId).toMatch(/^[0-9a-f]{16}$/);
+    expect(forwarded.parentId).not.toBe(callerSpanId);
+    expect(forwarded.parentId).not.toBe('0'.repeat(16));
     // A sampled request sent afterwards is exported; by then nothing of the unsampled trace was.
     const marker = await send('/api/orders/3');
     await spansOf(marker.requestId, 1);
