@@ -68,9 +68,9 @@ const HEADER_SETTER = {
   },
 };
 
-/** Writes the trace context of `span` into the headers sent upstream. */
-export function injectInto(headers: IncomingMessage['headers'], parent: Context, span: Span): void {
-  activePropagator().inject(trace.setSpan(parent, span), headers, HEADER_SETTER);
+/** Writes the trace context `context` carries (its span as the upstream's parent) into the headers sent upstream. */
+function injectInto(headers: IncomingMessage['headers'], context: Context): void {
+  activePropagator().inject(context, headers, HEADER_SETTER);
 }
 
 /** What a CLIENT span says of its target, worked out once per target URL rather than per request. */
@@ -97,7 +97,7 @@ export function startUpstreamSpan(req: IncomingMessage, url: URL, method: string
   if (!context.span.isRecording()) {
     // An unsampled trace records nothing: the upstream continues it (sampled flag off) as a child of the
     // SERVER span, without a CLIENT span that would only be created and thrown away.
-    activePropagator().inject(context.traceContext, req.headers, HEADER_SETTER);
+    injectInto(req.headers, context.traceContext);
     return undefined;
   }
   const target = attributesOf(url);
@@ -109,7 +109,7 @@ export function startUpstreamSpan(req: IncomingMessage, url: URL, method: string
   };
   if (attempt > 0) attributes['http.request.resend_count'] = attempt;
   const span = tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes }, context.traceContext);
-  injectInto(req.headers, context.traceContext, span);
+  injectInto(req.headers, trace.setSpan(context.traceContext, span));
   return span;
 }
 
