@@ -12,8 +12,6 @@ import type { TLSSocket } from 'node:tls';
  */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'expect'];
 
-/** Response headers that belong to the upstream hop only. */
-const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'trailer', 'upgrade'];
 
 /** Decides whether the peer at `address`, `hop` steps from the gateway, is a trusted proxy. */
 export type TrustFunction = (address: string, hop: number) => boolean;
@@ -25,11 +23,23 @@ export interface ForwardingOptions {
   xForwarded: boolean;
 }
 
-/** Express compiles `trust proxy` into this function; connect apps have none and trust nobody. */
+type AppLike = { get?: (name: string) => unknown };
+
+/**
+ * Express compiles `trust proxy` into this function; connect apps have none and trust nobody. A request
+ * Express never saw (a WebSocket upgrade) has no `req.app`: the app is then the Express app serving the
+ * socket's server, so upgrades follow the same `trust proxy` as requests.
+ */
 export function trustFunctionOf(req: IncomingMessage): TrustFunction {
-  const app = (req as { app?: { get?: (name: string) => unknown } }).app;
+  const app = (req as { app?: AppLike }).app ?? expressAppOf(req);
   const fn = typeof app?.get === 'function' ? app.get('trust proxy fn') : undefined;
   return typeof fn === 'function' ? (fn as TrustFunction) : () => false;
+}
+
+function expressAppOf(req: IncomingMessage): AppLike | undefined {
+  const server = (req.socket as { server?: { listeners?: (event: string) => unknown[] } }).server;
+  const listeners = typeof server?.listeners === 'function' ? server.listeners('request') : [];
+  return listeners.find((listener): listener is AppLike => typeof (listener as AppLike).get === 'function' && typeof (listener as { handle?: unknown }).handle === 'function');
 }
 
 /** Rewrites `req.headers` in place into what the upstream receives. */
@@ -81,5 +91,7 @@ export function scrubResponseHeaders(headers: IncomingMessage['headers']): void 
       if (name && name !== 'close' && name !== 'keep-alive' && name !== 'content-length' && name !== 'transfer-encoding') delete headers[name];
     }
   }
-  for (const name of RESPONSE_HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
+  // The same list as for requests: `Proxy-Authorization`, `TE` and `Expect` mean nothing in a response, and
+  // must not carry an upstream's credentials to clients.
+  for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
 }

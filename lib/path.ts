@@ -5,8 +5,24 @@
  */
 
 export type NormalisedPath =
-  | { ok: true; path: string }
+  | {
+      ok: true;
+      /** The path to forward. */
+      path: string;
+      /** The path to match routes on, when it differs from `path`: `path` without its `;` segment parameters. */
+      match?: string;
+    }
   | { ok: false; reason: string; /** best-effort decoding, used only to decide whether a route is concerned */ lenient: string };
+
+export interface PathOptions {
+  /**
+   * Accept `;` path parameters (`/orders;jsessionid=1/7`). Off by default, as in Spring's firewall: Tomcat,
+   * Jetty and Spring read `/admin;x/y` as `/admin/y` and `/..;/` as `..`. When on, routes are matched on the
+   * segment names without their parameters (as those servers read them), and a dot segment with parameters
+   * is still a dot segment.
+   */
+  semicolons?: boolean;
+}
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
@@ -15,14 +31,18 @@ const UNRESERVED = /[A-Za-z0-9\-._~]/;
  * - percent-encoded unreserved characters are decoded (`%61` → `a`), other escapes are upper-cased;
  * - runs of slashes collapse to one;
  * - rejected: encoded `/` or `\` (`%2F`, `%5C`), a raw `\`, NUL or control characters, malformed escapes,
- *   and `.` / `..` segments in any spelling.
+ *   `.` / `..` segments in any spelling, a raw `#` (a request target has no fragment, RFC 9112 §3.2), and
+ *   `;` path parameters unless `options.semicolons` (see PathOptions).
  */
-export function normalisePath(pathname: string): NormalisedPath {
+export function normalisePath(pathname: string, options?: PathOptions): NormalisedPath {
   // Fast path: the common, already-clean path needs no work.
   // eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
-  if (!/%|\/\/|\/\.|\\|[\x00-\x1f\x7f]/.test(pathname) && pathname.startsWith('/')) return { ok: true, path: pathname };
+  if (!/[%;#\\\x00-\x1f\x7f]|\/\/|\/\./.test(pathname) && pathname.startsWith('/')) return { ok: true, path: pathname };
   const fail = (reason: string): NormalisedPath => ({ ok: false, reason, lenient: lenientPath(pathname) });
   if (!pathname.startsWith('/')) return fail('The path must start with "/".');
+  if (pathname.includes('#')) return fail('The request target contains "#": a fragment is never sent to a server.');
+  const semicolons = options?.semicolons === true;
+  if (!semicolons && pathname.includes(';')) return fail('The path contains ";" (path parameters), which this gateway does not accept.');
 
   let decoded = '';
   for (let i = 0; i < pathname.length; i++) {
@@ -34,6 +54,8 @@ export function normalisePath(pathname: string): NormalisedPath {
       const literal = String.fromCharCode(code);
       if (literal === '/' || literal === '\\') return fail('The path contains an encoded slash or backslash.');
       if (code < 0x20 || code === 0x7f) return fail('The path contains an encoded control character.');
+      // Spring's firewall refuses an encoded ';' too: some servers decode before they split off parameters.
+      if (literal === ';' && !semicolons) return fail('The path contains ";" (path parameters), which this gateway does not accept.');
       decoded += UNRESERVED.test(literal) ? literal : '%' + hex.toUpperCase();
       i += 2;
     } else if (char === '\\') {
@@ -45,10 +67,45 @@ export function normalisePath(pathname: string): NormalisedPath {
     }
   }
   const collapsed = decoded.replace(/\/{2,}/g, '/');
-  for (const segment of collapsed.split('/')) {
-    if (segment === '.' || segment === '..') return fail('The path contains a "." or ".." segment.');
+  if (!semicolons || !collapsed.includes(';')) {
+    for (const segment of collapsed.split('/')) {
+      if (segment === '.' || segment === '..') return fail('The path contains a "." or ".." segment.');
+    }
+    return { ok: true, path: collapsed };
   }
-  return { ok: true, path: collapsed };
+  // A segment is named by what precedes its first ';' (`..;x` is `..`, `admin;jsessionid=1` is `admin`).
+  const names = collapsed.split('/').map((segment) => {
+    const semicolon = segment.indexOf(';');
+    return semicolon === -1 ? segment : segment.slice(0, semicolon);
+  });
+  for (const name of names) {
+    if (name === '.' || name === '..') return fail('The path contains a "." or ".." segment.');
+  }
+  return { ok: true, path: collapsed, match: names.join('/').replace(/\/{2,}/g, '/') };
+}
+
+/** A request target (path and query) checked and normalised: what routes match on and what is forwarded. */
+export type NormalisedTarget = (NormalisedPath & { search: string; pathname: string });
+
+/**
+ * Splits a request URL and normalises its path. A `#` anywhere in the target is refused: http-proxy's URL
+ * parser would cut it off, so the upstream would read another path than the one matched.
+ */
+export function normaliseTarget(url: string, options?: PathOptions): NormalisedTarget {
+  const { pathname, search } = splitUrl(url);
+  if (search.includes('#')) return { ok: false, reason: 'The request target contains "#": a fragment is never sent to a server.', lenient: lenientPath(pathname), search, pathname };
+  return { ...normalisePath(pathname || '/', options), search, pathname };
+}
+
+/** Drops the first `count` segments of a normalised path (`stripPath`), keeping any `;` parameters of the rest. */
+export function dropSegments(path: string, count: number): string {
+  if (count === 0) return path;
+  let index = 0;
+  for (let seen = 0; seen < count; seen++) {
+    index = path.indexOf('/', index + 1);
+    if (index === -1) return '/';
+  }
+  return path.slice(index) || '/';
 }
 
 /** Decodes everything and resolves dot segments, as a lenient upstream might: only for route lookup. */
@@ -60,7 +117,12 @@ function lenientPath(pathname: string): string {
     // keep the raw form
   }
   const out: string[] = [];
-  for (const segment of decoded.replace(/\\/g, '/').split('/')) {
+  // What a lenient upstream would read: no fragment, no `;` parameters, dot segments resolved.
+  const hash = decoded.indexOf('#');
+  if (hash !== -1) decoded = decoded.slice(0, hash);
+  for (const raw of decoded.replace(/\\/g, '/').split('/')) {
+    const semicolon = raw.indexOf(';');
+    const segment = semicolon === -1 ? raw : raw.slice(0, semicolon);
     if (segment === '' || segment === '.') continue;
     if (segment === '..') out.pop();
     else out.push(segment);

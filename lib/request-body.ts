@@ -19,7 +19,7 @@ export function consumedBody(req: IncomingMessage): Buffer | undefined {
   if (Buffer.isBuffer(body)) return body;
   if (typeof body === 'string') return Buffer.from(body);
   const type = String(req.headers['content-type'] ?? '').toLowerCase();
-  if (body !== undefined && (type.includes('/json') || type.includes('+json'))) return Buffer.from(JSON.stringify(body));
+  if (body !== undefined && (type.includes('/json') || type.includes('+json'))) return Buffer.from(serialiseJson(body));
   if (body !== null && typeof body === 'object' && type.includes('application/x-www-form-urlencoded')) {
     return Buffer.from(stringify(body as Record<string, string>));
   }
@@ -27,4 +27,14 @@ export function consumedBody(req: IncomingMessage): Buffer | undefined {
     detail: 'The request body was consumed before the gateway and cannot be forwarded.',
     cause: new Error(`A middleware mounted before the proxy read the ${type || 'untyped'} request body. Mount frontdoor before it, or use express.json()/urlencoded()/text()/raw().`),
   });
+}
+
+/** A parsed JSON body nested too deeply to serialise again (JSON.stringify recurses) is the client's fault: 400. */
+function serialiseJson(body: unknown): string {
+  try {
+    return JSON.stringify(body);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new GatewayError(400, 'ERR_BAD_REQUEST_BODY', { detail: 'The JSON body is nested too deeply.', cause: err });
+  }
 }

@@ -5,6 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger as PinoLogger } from 'pino';
+import { redactCredentials } from '../lib/auth-headers';
+import { clientAddress } from '../lib/client-address';
 import { getContext, onResponseClose } from '../lib/context';
 import { assertKnownKeys } from '../lib/options';
 import { load } from '../lib/load';
@@ -14,7 +16,10 @@ export interface AccessLogOptions {
   logger?: PinoLogger;
   /** Level of the lines. Defaults to `'info'`. */
   level?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
-  /** Include request headers (`req.headers`), with credentials redacted. Defaults to false. */
+  /**
+   * Include request headers (`req.headers`), with credentials redacted: `Authorization`, `Cookie`,
+   * `Proxy-Authorization`, `X-Api-Key` and every header an authenticate() scheme reads keys from. Defaults to false.
+   */
   headers?: boolean;
   /** Include the query string in `path` (it may carry tokens: off by default). */
   query?: boolean;
@@ -24,8 +29,6 @@ export interface AccessLogOptions {
 
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
-/** Always redacted: credentials in either direction. */
-const REDACTED = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'req.headers["proxy-authorization"]', 'res.headers["set-cookie"]'];
 
 /**
  * @example
@@ -34,9 +37,9 @@ const REDACTED = ['req.headers.authorization', 'req.headers.cookie', 'req.header
 export function accessLog(options: AccessLogOptions = {}): Middleware {
   assertKnownKeys(options, ['logger', 'level', 'headers', 'query', 'redact']);
   const withHeaders = options.headers === true;
-  // Headers are the only credentials a line can carry unless fields are added to it; without them (and
-  // without the caller's own paths) there is nothing to redact, and pino skips the work per line.
-  const redact = withHeaders || options.redact?.length ? { paths: [...REDACTED, ...(options.redact ?? [])], censor: '[redacted]' } : undefined;
+  // Credential headers are redacted when the headers are copied (the list grows with each authenticate(),
+  // which pino's fixed paths could not follow); pino only redacts the caller's own paths.
+  const redact = options.redact?.length ? { paths: options.redact, censor: '[redacted]' } : undefined;
   const logger = options.logger ? (redact ? options.logger.child({}, { redact }) : options.logger) : load('pino')(redact ? { redact } : {});
   const level = options.level ?? 'info';
   const withQuery = options.query === true;
@@ -46,7 +49,7 @@ export function accessLog(options: AccessLogOptions = {}): Middleware {
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
     // As the client sent them: proxy() rewrites req.headers for the upstream later.
-    const headers = withHeaders ? { ...req.headers } : undefined;
+    const headers = withHeaders ? redactCredentials(req.headers) : undefined;
     onResponseClose(context, res, function writeAccessLog() {
       const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
       const q = url.indexOf('?');
@@ -55,6 +58,7 @@ export function accessLog(options: AccessLogOptions = {}): Middleware {
       const line: Record<string, unknown> = {
         requestId: context.requestId,
         traceId: spanContext?.traceId,
+        ip: clientAddress(req),
         method: req.method,
         route: context.route ?? (req as { route?: { path?: string } }).route?.path,
         path: withQuery || q === -1 ? url : url.slice(0, q),

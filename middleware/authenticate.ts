@@ -16,6 +16,7 @@ import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
 import type { ErrorMode } from './proxy';
 import { load } from '../lib/load';
+import { DEFAULT_IDENTITY_HEADERS, registerCredentialHeaders, registerIdentityHeaders, stripIdentityHeaders } from '../lib/auth-headers';
 
 export interface JwtOptions extends Partial<JwksSourceOptions> {
   /** HMAC secret (at least 32 bytes), or a PEM-encoded public key / certificate. Use this or `jwksUri`. */
@@ -135,6 +136,9 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
 
   const apiKeyQuery = options.apiKey?.query;
   const identity = identityHeaderNames(options.identityHeaders, name('identityHeaders'));
+  // Every route and proxy() strip these names from client requests from now on, and logs redact these credentials.
+  registerIdentityHeaders(identity.all);
+  registerCredentialHeaders(credentialHeaders);
   const forwardAuthorization = options.forwardAuthorization !== false;
   const optional = options.optional === true;
   const challenges = schemes.map((scheme) => scheme.challenge).join(', ');
@@ -142,7 +146,7 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
   return function authenticateMiddleware(req, res, next) {
     const context = getContext(req, res);
     // Whatever the outcome, the client's own copies of the identity headers never reach the upstream.
-    for (const header of identity.all) delete req.headers[header];
+    stripIdentityHeaders(req.headers);
     run(req, res).then(
       (consumer) => {
         (req as { user?: Consumer }).user = consumer;
@@ -333,7 +337,7 @@ function mtlsScheme(options: MtlsOptions, realm: string, name: (key: string) => 
 
 function identityHeaderNames(options: IdentityHeaderOptions | false | undefined, option: string) {
   // Even when none are sent, forged copies of the default names must not reach an upstream that may trust them.
-  if (options === false) return { all: ['x-consumer-id', 'x-consumer-scopes', 'x-consumer-tier'], send: false, headersFor: () => ({}) };
+  if (options === false) return { all: [...DEFAULT_IDENTITY_HEADERS], send: false, headersFor: () => ({}) };
   assertKnownKeys(options ?? {}, ['id', 'scopes', 'tier', 'claims'], option + '.');
   const id = (options?.id ?? 'x-consumer-id').toLowerCase();
   const scopes = (options?.scopes ?? 'x-consumer-scopes').toLowerCase();

@@ -4,13 +4,14 @@
  * other request fall through to the app's own handlers — how a monolith keeps serving what has not
  * been extracted yet.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { getContext } from '../lib/context';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
-import { normalisePath, splitUrl } from '../lib/path';
+import { dropSegments, normalisePath, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
 import { sendProblem } from '../lib/problem';
+import { refuseUpgrade, serveUpgradeAsHttp, serverOf, upgradeResponse } from '../lib/upgrade';
 import type { UpstreamOptions } from '../lib/upstream-pool';
 import cors from 'cors';
 import type { CorsOptions } from 'cors';
@@ -73,6 +74,13 @@ export interface GatewayOptions {
   onError?: ErrorMode;
   /** Match paths case-sensitively. Defaults to false, like Express's own routing. */
   caseSensitive?: boolean;
+  /**
+   * Accept `;` path parameters (`/orders;jsessionid=1/7`). Defaults to false: such paths are a 400 on every
+   * route, because Tomcat, Jetty and Spring read `/admin;x/y` as `/admin/y` and `/..;/` as `..`. When true,
+   * routes match on the segment names without their parameters, as those servers read them, and a dot
+   * segment with parameters is still refused.
+   */
+  allowSemicolons?: boolean;
   /** Named authentication schemes shared by routes (`auth: 'partners'`): one key cache for all of them. */
   authSchemes?: Record<string, AuthenticateOptions>;
   /** Trace every routed request (SERVER span + upstream CLIENT spans): trace() options or `true`. */
@@ -91,11 +99,15 @@ interface CompiledRoute {
   prefix: string;
   methods: Set<string> | undefined;
   hosts: Array<(hostname: string) => boolean> | undefined;
+  /** Segments in the prefix, dropped from the forwarded path by `stripPath`. */
+  segments: number;
   stripPath: boolean;
   ws: boolean;
   proxy: ProxyMiddleware;
   /** The route's pipeline, fixed order: trace → logs/metrics → cors → ipFilter → auth → authorize → rate limit → (later: cache → transform) → proxy. */
   handlers: Handler[];
+  /** The policies that decide whether a request may pass (ipFilter → auth → authorize → rate limit); upgrades run them too. */
+  policies: Handler[];
   /** Path, methods and hosts: two routes with the same key would shadow each other. */
   key: string;
 }
@@ -106,14 +118,30 @@ interface CompiledRoute {
  */
 export interface Gateway {
   (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
-  /** Routes WebSocket upgrades to `ws: true` routes: `server.on('upgrade', gw.upgrade)`. Others are left alone. */
+  /**
+   * Routes WebSocket upgrades to `ws: true` routes, after the route's policies (IP rules, auth, authorize,
+   * rate limit) passed: `server.on('upgrade', gw.upgrade)`. A refusal is answered on the socket (401, 403,
+   * 429 problem+json), then the socket closes. An upgrade no route takes is left to the server's other
+   * 'upgrade' listeners when it has some, otherwise served as the plain HTTP request it also is.
+   */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /**
+   * Listens for the server's upgrades and owns what no route takes: they go to `options.upgrade` (your own
+   * WebSocket server's handler) when given, otherwise they are served as plain HTTP requests. Returns a
+   * function that detaches the listener.
+   */
+  attach(server: Server, options?: AttachOptions): () => void;
   /** Frees timers, sockets and store connections of every route. */
   close(): Promise<void>;
 }
 
+export interface AttachOptions {
+  /** Takes the upgrades that no `ws: true` route takes, e.g. `(req, socket, head) => wss.handleUpgrade(…)`. */
+  upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
 const ROUTE_KEYS = ['path', 'upstream', 'name', 'methods', 'host', 'rewrite', 'stripPath', 'preserveHost', 'ws', 'xForwarded', 'cors', 'ipFilter', 'auth', 'authorize', 'rateLimit'];
-const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive', 'authSchemes', 'trace', 'metrics', 'accessLog'];
+const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive', 'allowSemicolons', 'authSchemes', 'trace', 'metrics', 'accessLog'];
 
 /**
  * Creates the gateway router.
@@ -131,6 +159,7 @@ export function gateway(options: GatewayOptions): Gateway {
   const errorMode = options.onError ?? 'respond';
   if (errorMode !== 'respond' && errorMode !== 'next') throw new ConfigError(`"onError" must be 'respond' or 'next'; received ${JSON.stringify(errorMode)}.`);
   const caseSensitive = options.caseSensitive === true;
+  const pathOptions: PathOptions = { semicolons: options.allowSemicolons === true };
 
   const schemes = new Map<string, Handler>();
   for (const [schemeName, schemeOptions] of Object.entries(options.authSchemes ?? {})) {
@@ -146,6 +175,7 @@ export function gateway(options: GatewayOptions): Gateway {
   const routes: CompiledRoute[] = [];
   const closeAll = () => {
     metricsMiddleware?.close();
+    metricsMiddleware?.registry.removePools(routes.map((route) => route.proxy.pool));
     return Promise.all([...routes.map((route) => route.proxy.close()), ...[...limiters.values()].map(({ limiter }) => limiter.close())]);
   };
   try {
@@ -158,6 +188,7 @@ export function gateway(options: GatewayOptions): Gateway {
     void closeAll();
     throw err;
   }
+  metricsMiddleware?.registry.addPools(routes.map((route) => route.proxy.pool));
   // Longest prefix first: the first route that matches is the most specific.
   routes.sort((a, b) => b.prefix.length - a.prefix.length);
   const seen = new Map<string, string>();
@@ -170,12 +201,11 @@ export function gateway(options: GatewayOptions): Gateway {
     seen.set(route.key, route.name);
   }
 
-  function match(path: string, req: IncomingMessage, websocket = false): CompiledRoute | undefined {
+  function match(path: string, req: IncomingMessage): CompiledRoute | undefined {
     const candidate = caseSensitive ? path : path.toLowerCase();
     const method = req.method ?? 'GET';
     let hostname: string | undefined;
     for (const route of routes) {
-      if (websocket && !route.ws) continue;
       const { prefix } = route;
       if (!candidate.startsWith(prefix)) continue;
       if (candidate.length !== prefix.length && candidate.charCodeAt(prefix.length) !== 47 /* '/' */) continue;
@@ -190,21 +220,29 @@ export function gateway(options: GatewayOptions): Gateway {
     return undefined;
   }
 
+  /** The route a (normalised or refused) target concerns; a refused path is matched as a lenient upstream would read it. */
+  function routeFor(target: ReturnType<typeof normaliseTarget>, req: IncomingMessage): CompiledRoute | undefined {
+    if (target.ok) return match(target.match ?? target.path, req);
+    return match(target.lenient, req) ?? match(target.pathname, req);
+  }
+
+  /** The path the upstream gets: the matched one, without the prefix when `stripPath`. */
+  function forwardPath(route: CompiledRoute, path: string, mountPath: string): string {
+    return route.stripPath ? dropSegments(path, route.segments) : mountPath + path;
+  }
+
   const router = function gatewayDispatch(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
-    const { pathname, search } = splitUrl(req.url ?? '/');
-    const normalised = normalisePath(pathname);
-    const route = normalised.ok ? match(normalised.path, req) : match(normalised.lenient, req) ?? match(pathname, req);
+    const target = normaliseTarget(req.url ?? '/', pathOptions);
+    const route = routeFor(target, req);
     if (!route) return next();
     const context = getContext(req, res);
     context.route = route.name;
-    if (!normalised.ok) {
+    if (!target.ok) {
       // Refused before the route's policies, but still traced, counted and logged: probes must leave a trace.
-      const refuse = () => fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: normalised.reason }));
+      const refuse = () => fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: target.reason }));
       return runPipeline(observers, req, res, refuse);
     }
-    const mountPath = mountPathOf(req);
-    const path = route.stripPath ? normalised.path.slice(route.prefix.length) || '/' : mountPath + normalised.path;
-    context.forwardUrl = path + search;
+    context.forwardUrl = forwardPath(route, target.path, mountPathOf(req)) + target.search;
     runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : fail(req, res, next, err)));
   } as Gateway;
 
@@ -213,19 +251,53 @@ export function gateway(options: GatewayOptions): Gateway {
     else sendProblem(req, res, err);
   }
 
-  router.upgrade = function gatewayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const { pathname, search } = splitUrl(req.url ?? '/');
-    const normalised = normalisePath(pathname);
-    const route = match(normalised.ok ? normalised.path : normalised.lenient, req, true);
-    if (!route) return; // another 'upgrade' listener (the app's own WebSocket server) may want it
-    if (!normalised.ok) {
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
+  /** Runs a `ws: true` route's policies on an upgrade, then proxies it; false when no route takes it. */
+  function upgradeRoute(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const target = normaliseTarget(req.url ?? '/', pathOptions);
+    // The most specific route decides, as for requests: a `ws: true` route on `/` must not take an upgrade
+    // for `/admin/x` that the (authenticated, non-ws) `/admin` route owns.
+    const route = routeFor(target, req);
+    if (!route?.ws) return false;
+    socket.on('error', () => undefined);
     const context = getContext(req);
     context.route = route.name;
-    context.forwardUrl = (route.stripPath ? normalised.path.slice(route.prefix.length) || '/' : normalised.path) + search;
-    route.proxy.upgrade(req, socket, head);
+    if (!target.ok) {
+      refuseUpgrade(req, socket, new GatewayError(400, 'ERR_BAD_PATH', { detail: target.reason }));
+      return true;
+    }
+    context.forwardUrl = forwardPath(route, target.path, '') + target.search;
+    // The policies answer on a response bound to the socket; once they pass, the socket goes to the proxy.
+    const answer = upgradeResponse(req, socket);
+    runPipeline(route.policies, req, answer.res, (err) => {
+      if (err !== undefined) return sendProblem(req, answer.res, err);
+      if (answer.res.headersSent || socket.destroyed) return;
+      answer.release();
+      route.proxy.upgrade(req, socket, head);
+    });
+    return true;
+  }
+
+  router.upgrade = function gatewayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (upgradeRoute(req, socket, head)) return;
+    // Another 'upgrade' listener (the app's own WebSocket server) may want it; with none, nobody would answer.
+    const server = serverOf(socket);
+    if (server && server.listenerCount('upgrade') > 1) return;
+    serveUpgradeAsHttp(req, socket, head);
+  };
+
+  router.attach = function attachGateway(server: Server, attachOptions: AttachOptions = {}): () => void {
+    assertKnownKeys(attachOptions, ['upgrade'], 'attach.');
+    const fallback = attachOptions.upgrade;
+    if (fallback !== undefined && typeof fallback !== 'function') throw new ConfigError(`"attach.upgrade" must be a function (req, socket, head) => void.`);
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (upgradeRoute(req, socket, head)) return;
+      if (fallback) fallback(req, socket, head);
+      else serveUpgradeAsHttp(req, socket, head);
+    };
+    server.on('upgrade', onUpgrade);
+    return () => {
+      server.off('upgrade', onUpgrade);
+    };
   };
 
   router.close = async function closeGateway(): Promise<void> {
@@ -254,7 +326,6 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
 
   // Policies first, in the documented order; each hands its errors to the gateway (onError: 'next').
   const handlers: Handler[] = [];
-  if (route.cors !== undefined) handlers.push(cors(route.cors === true ? {} : route.cors) as Handler);
   if (route.ipFilter !== undefined) handlers.push(ipFilter({ ...route.ipFilter, onError: 'next' }, `${prefix}ipFilter.`));
   if (typeof route.auth === 'string') {
     const shared = schemes.get(route.auth);
@@ -290,15 +361,19 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
     },
     `${prefix}upstream.`,
   );
+  // CORS answers preflights before any policy; it has no meaning on an upgrade.
+  const corsHandler = route.cors === undefined ? [] : [cors(route.cors === true ? {} : route.cors) as Handler];
   return {
     name: route.name ?? route.path,
     prefix: caseSensitive ? pathPrefix : pathPrefix.toLowerCase(),
+    segments: pathPrefix === '' ? 0 : pathPrefix.split('/').length - 1,
     methods,
     hosts,
     stripPath: route.stripPath === true,
     ws: route.ws === true,
     proxy: routeProxy,
-    handlers: [...handlers, routeProxy],
+    handlers: [...corsHandler, ...handlers, routeProxy],
+    policies: handlers,
     key: `${pathPrefix} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
   };
 }

@@ -1,9 +1,11 @@
 /**
  * ipFilter(): allows or denies requests by client address, with CIDR ranges for IPv4 and IPv6.
- * The address is `req.ip`, so it follows Express's `trust proxy` setting (the socket address on connect).
+ * The address is `req.ip` without a port, so it follows Express's `trust proxy` setting (the socket address
+ * on connect), on WebSocket upgrades too.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import ipaddr from 'ipaddr.js';
+import { clientAddress as clientAddressOf } from '../lib/client-address';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
@@ -69,7 +71,7 @@ function normalise([address, bits]: Range): Range {
 }
 
 function clientAddress(req: IncomingMessage): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  const raw = (req as { ip?: string }).ip ?? req.socket.remoteAddress;
+  const raw = clientAddressOf(req);
   if (!raw) return undefined;
   try {
     return ipaddr.process(raw); // unwraps ::ffff:1.2.3.4 to 1.2.3.4

@@ -21,7 +21,7 @@ export interface MetricsOptions {
   consumerLabel?: boolean;
 }
 
-type Middleware = ((req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void) & { close(): void };
+type Middleware = ((req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void) & { close(): void; readonly registry: MetricsRegistry };
 
 // Seconds; the OpenTelemetry semantic-convention buckets for HTTP durations.
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
@@ -40,8 +40,14 @@ export class MetricsRegistry {
   private readonly serializer: PrometheusSerializer;
   private listeners = 0;
   private readonly onUpstreamResult = (result: UpstreamResult) => this.recordUpstream(result);
+  /**
+   * Pools whose target health this registry reports. The process-wide registry reports every live pool; a
+   * registry of your own reports only the pools of the gateways that record into it (and those you add).
+   */
+  private readonly pools: Set<UpstreamPool> | undefined;
 
-  constructor() {
+  constructor(options: { allPools?: boolean } = {}) {
+    this.pools = options.allPools === true ? undefined : new Set();
     const prometheus = load('@opentelemetry/exporter-prometheus');
     const { MeterProvider } = load('@opentelemetry/sdk-metrics');
     this.exporter = new prometheus.PrometheusExporter({ preventServerStart: true });
@@ -65,7 +71,17 @@ export class MetricsRegistry {
     if (errors.length) diag.error('frontdoor metrics: collection errors', ...errors);
     const text = this.serializer.serialize(resourceMetrics);
     // With no data yet the serializer ends on a comment without a newline; the gauge must start on its own line.
-    return (text === '' || text.endsWith('\n') ? text : `${text}\n`) + healthGauge();
+    return (text === '' || text.endsWith('\n') ? text : `${text}\n`) + healthGauge(this.pools ?? UpstreamPool.live);
+  }
+
+  /** Reports these pools' target health (gateway() adds its routes' pools; add `proxy(…).pool` for proxy() alone). */
+  addPools(pools: Iterable<UpstreamPool>): void {
+    if (this.pools) for (const pool of pools) this.pools.add(pool);
+  }
+
+  /** Stops reporting these pools. */
+  removePools(pools: Iterable<UpstreamPool>): void {
+    if (this.pools) for (const pool of pools) this.pools.delete(pool);
   }
 
   /** Counts a request as in flight (`method` already normalised). */
@@ -103,7 +119,7 @@ let defaultRegistry: MetricsRegistry | undefined;
 
 /** The process-wide registry used by metrics() and metricsHandler() unless one is passed. */
 export function defaultMetricsRegistry(): MetricsRegistry {
-  defaultRegistry ??= new MetricsRegistry();
+  defaultRegistry ??= new MetricsRegistry({ allPools: true });
   return defaultRegistry;
 }
 
@@ -139,6 +155,7 @@ export function metrics(options: MetricsOptions = {}): Middleware {
     next();
   } as Middleware;
   middleware.close = () => registry.detach();
+  Object.defineProperty(middleware, 'registry', { value: registry, enumerable: true });
   return middleware;
 }
 
@@ -165,10 +182,11 @@ export function metricsHandler(registry: MetricsRegistry = defaultMetricsRegistr
  * the SDK keeps exporting every series an observable gauge ever reported, so a closed gateway's targets
  * would stay on /metrics with their last value for the life of the process.
  */
-function healthGauge(): string {
+function healthGauge(pools: Iterable<UpstreamPool>): string {
   // One series per target: when several pools share a target, it counts as healthy only if every pool sends it traffic.
   const health = new Map<string, number>();
-  for (const pool of UpstreamPool.live) {
+  for (const pool of pools) {
+    if (!UpstreamPool.live.has(pool)) continue; // closed
     for (const target of pool.targets) {
       const healthy = target.state === 'healthy' && !target.activeDown ? 1 : 0;
       health.set(target.href, Math.min(health.get(target.href) ?? 1, healthy));

@@ -16,7 +16,8 @@ import { Duration, parseDuration } from '../lib/duration';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { prepareForwardHeaders, scrubResponseHeaders } from '../lib/forwarding-headers';
 import { assertKnownKeys, nonNegativeInteger } from '../lib/options';
-import { normalisePath, splitUrl } from '../lib/path';
+import { normaliseTarget, PathOptions } from '../lib/path';
+import { stripIdentityHeaders } from '../lib/auth-headers';
 import { sendProblem } from '../lib/problem';
 import { consumedBody } from '../lib/request-body';
 import type { Span } from '@opentelemetry/api';
@@ -55,6 +56,8 @@ export interface ProxyOptions extends UpstreamOptions {
   ws?: boolean;
   /** Set `X-Forwarded-For/Proto/Host` (honouring Express's `trust proxy`). Defaults to true. */
   xForwarded?: boolean;
+  /** Accept `;` path parameters (see GatewayOptions.allowSemicolons). Defaults to false: such paths are a 400. */
+  allowSemicolons?: boolean;
   /** Answer errors as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
   onError?: ErrorMode;
 }
@@ -70,7 +73,7 @@ export interface ProxyMiddleware {
   readonly pool: UpstreamPool;
 }
 
-const KNOWN_OPTIONS = ['target', 'targets', 'sticky', 'health', 'tls', 'agent', 'stripPath', 'pathRewrite', 'preserveHost', 'connectTimeout', 'timeout', 'retries', 'ws', 'xForwarded', 'onError'];
+const KNOWN_OPTIONS = ['target', 'targets', 'sticky', 'health', 'tls', 'agent', 'stripPath', 'pathRewrite', 'preserveHost', 'connectTimeout', 'timeout', 'retries', 'ws', 'xForwarded', 'allowSemicolons', 'onError'];
 const DEFAULTS = { connectTimeout: 5_000, timeout: 30_000, retries: 2 };
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
@@ -135,6 +138,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
   const xForwarded = options.xForwarded !== false;
   const changeOrigin = options.preserveHost !== true;
   const websockets = options.ws === true;
+  const pathOptions: PathOptions = { semicolons: options.allowSemicolons === true };
 
   const pool = new UpstreamPool(options, optionPrefix);
   const proxyTargets = new Map<UpstreamTarget, ProxyTarget>(pool.targets.map((target) => [target, toProxyTarget(target.url)]));
@@ -293,10 +297,9 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     const context = getContext(req, res);
     let url = context.forwardUrl;
     if (url === undefined) {
-      const { pathname, search } = splitUrl(stripPath ? req.url ?? '/' : request.originalUrl ?? req.url ?? '/');
-      const normalised = normalisePath(pathname || '/');
-      if (!normalised.ok) return fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: normalised.reason }));
-      url = normalised.path + search;
+      const target = normaliseTarget(stripPath ? req.url ?? '/' : request.originalUrl ?? req.url ?? '/', pathOptions);
+      if (!target.ok) return fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: target.reason }));
+      url = target.path + target.search;
     }
     if (rewrite) url = rewrite(url, req);
 
@@ -311,6 +314,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
 
     prepareForwardHeaders(req, { websocket: false, xForwarded });
     // The gateway's own headers are set after the client's copies (and what its Connection named) are gone.
+    stripIdentityHeaders(req.headers);
     req.headers[REQUEST_ID_HEADER] = context.requestId;
     if (context.upstreamHeaders) Object.assign(req.headers, context.upstreamHeaders);
     if (body) {
@@ -361,16 +365,16 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     const context = getContext(req);
     let url = context.forwardUrl;
     if (url === undefined) {
-      const { pathname, search } = splitUrl(req.url ?? '/');
-      const normalised = normalisePath(pathname || '/');
-      if (!normalised.ok) return rejectUpgrade(socket, 400, 'Bad Request');
-      url = normalised.path + search;
+      const target = normaliseTarget(req.url ?? '/', pathOptions);
+      if (!target.ok) return rejectUpgrade(socket, 400, 'Bad Request');
+      url = target.path + target.search;
     }
     if (rewrite) url = rewrite(url, req);
     const target = pool.pick(req);
     if (!target) return rejectUpgrade(socket, 503, 'Service Unavailable');
     const trial = target.state === 'ejected';
     prepareForwardHeaders(req, { websocket: true, xForwarded });
+    stripIdentityHeaders(req.headers);
     req.headers[REQUEST_ID_HEADER] = context.requestId;
     if (context.upstreamHeaders) Object.assign(req.headers, context.upstreamHeaders);
     req.url = url;

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ipKeyGenerator, MemoryStore, rateLimit as expressRateLimit } from 'express-rate-limit';
 import type { Request, Response } from 'express';
+import { clientAddress } from '../lib/client-address';
 import { getConsumer } from '../lib/consumer';
 import { Duration, parseDuration } from '../lib/duration';
 import { ConfigError, GatewayError } from '../lib/errors';
@@ -91,7 +92,7 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
         logger.warn(`frontdoor rateLimit: Express 'trust proxy' is true, so any client can choose its IP with X-Forwarded-For and escape ${options.name ? `the "${options.name}" ` : 'this '}limit. Set 'trust proxy' to your proxies' addresses (see docs/rate-limit.md).`);
       }
     }
-    return ipKeyGenerator((req as Request).ip ?? req.socket.remoteAddress ?? '', ipv6Subnet);
+    return ipKeyGenerator(clientAddress(req), ipv6Subnet);
   };
   const keyGenerator =
     keyOption === 'ip'

@@ -7,7 +7,7 @@
  */
 import type http from 'node:http';
 import express from 'express';
-import { gateway, MetricsRegistry, metricsHandler } from '../../index';
+import { defaultMetricsRegistry, gateway, MetricsRegistry, metricsHandler } from '../../index';
 import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
 
@@ -196,7 +196,7 @@ describe('gateway metrics over /metrics (express 5)', () => {
   it('drops a closed gateway’s targets from the health gauge (no stale series)', async () => {
     const gauge = 'frontdoor_upstream_healthy';
     const retiredUrl = `http://127.0.0.1:${await closedPort()}`;
-    const retired = gateway({ routes: [{ name: 'retired', path: '/retired', upstream: retiredUrl }] });
+    const retired = gateway({ routes: [{ name: 'retired', path: '/retired', upstream: retiredUrl }], metrics: { registry } });
     let closed = false;
     try {
       const live = await scrape(app);
@@ -212,7 +212,8 @@ describe('gateway metrics over /metrics (express 5)', () => {
 
   it('serves the health gauge on its own lines from a registry that has recorded nothing yet', async () => {
     const fresh = new MetricsRegistry();
-    const text = await fresh.exposition();
+    const idle = gateway({ routes: [{ path: '/idle', upstream: `http://127.0.0.1:${await closedPort()}` }], metrics: { registry: fresh } });
+    const text = await fresh.exposition().finally(() => idle.close());
     // Every line is a comment or a sample (the parser throws otherwise), and the gauge has its HELP and TYPE.
     const samples = parseExposition(text);
     expect(text).toMatch(/^# HELP frontdoor_upstream_healthy /m);
@@ -223,8 +224,8 @@ describe('gateway metrics over /metrics (express 5)', () => {
   it('reports a target shared by two gateways as one series, down when either has ejected it', async () => {
     const gauge = 'frontdoor_upstream_healthy';
     const sharedUrl = `http://127.0.0.1:${await closedPort()}`;
-    const first = gateway({ routes: [{ name: 'shared-a', path: '/shared-a', upstream: { target: sharedUrl, retries: 0 } }] });
-    const second = gateway({ routes: [{ name: 'shared-b', path: '/shared-b', upstream: sharedUrl }] });
+    const first = gateway({ routes: [{ name: 'shared-a', path: '/shared-a', upstream: { target: sharedUrl, retries: 0 } }], metrics: { registry } });
+    const second = gateway({ routes: [{ name: 'shared-b', path: '/shared-b', upstream: sharedUrl }], metrics: { registry } });
     try {
       const before = (await scrape(app)).filter((s) => s.name === gauge && s.labels.frontdoor_upstream === sharedUrl);
       expect(before.map((s) => s.value)).toEqual([1]);
@@ -242,6 +243,24 @@ describe('gateway metrics over /metrics (express 5)', () => {
     } finally {
       await first.close();
       await second.close();
+    }
+  });
+
+  it('lists only the pools of gateways that record into the registry (security issue, item 10)', async () => {
+    const gauge = 'frontdoor_upstream_healthy';
+    const otherUrl = `http://127.0.0.1:${await closedPort()}`;
+    const other = gateway({ routes: [{ name: 'other', path: '/other', upstream: otherUrl }], metrics: { registry: new MetricsRegistry() } });
+    const unmetered = gateway({ routes: [{ name: 'unmetered', path: '/unmetered', upstream: `${otherUrl}/unmetered` }] });
+    try {
+      const samples = (await scrape(app)).filter((s) => s.name === gauge);
+      expect(samples.length).toBeGreaterThan(0); // this suite's own targets are listed
+      expect(samples.map((s) => s.labels.frontdoor_upstream).filter((url) => url.startsWith(otherUrl))).toEqual([]);
+      // The process-wide registry still reports every live pool, as before.
+      const everything = parseExposition(await defaultMetricsRegistry().exposition()).filter((s) => s.name === gauge);
+      expect(everything.map((s) => s.labels.frontdoor_upstream)).toEqual(expect.arrayContaining([otherUrl, `${otherUrl}/unmetered`]));
+    } finally {
+      await other.close();
+      await unmetered.close();
     }
   });
 
