@@ -3,7 +3,6 @@
  * method, route, path, status, duration, upstream target, consumer id, bytes — with credentials
  * redacted. Pass your own pino logger to log where your app logs.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger as PinoLogger } from 'pino';
 import { redactCredentials } from '../lib/auth-headers';
 import { clientAddress } from '../lib/client-address';
@@ -27,7 +26,7 @@ export interface AccessLogOptions {
   redact?: string[];
 }
 
-type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
 
 
 /**
@@ -77,3 +76,11 @@ export function accessLog(options: AccessLogOptions = {}): Middleware {
     next();
   };
 }
+
+/** The gateway option `accessLog`: accessLog() options or `true`; one line per routed request. */
+export const accessLogFeature: GatewayFeatureDescriptor = {
+  option: 'accessLog',
+  phase: 'observe',
+  upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
+  build: (value) => (value ? { handler: accessLog(value === true ? {} : (value as AccessLogOptions)) } : {}),
+};

@@ -14,7 +14,8 @@ import { ConfigError, GatewayError, GatewayErrorCode } from '../lib/errors';
 import { createKeyResolver, JwksSourceOptions, JwtAlgorithm, TokenRejected } from '../lib/jwt-keys';
 import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
-import type { ErrorMode } from './proxy';
+import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
+import { withGatewayErrors } from '../lib/pipeline';
 import { load } from '../lib/load';
 import { DEFAULT_IDENTITY_HEADERS, registerCredentialHeaders, registerIdentityHeaders, stripIdentityHeaders } from '../lib/auth-headers';
 
@@ -92,7 +93,6 @@ export interface AuthenticateOptions {
   onError?: ErrorMode;
 }
 
-type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
 const KNOWN = ['jwt', 'apiKey', 'mtls', 'optional', 'identityHeaders', 'forwardAuthorization', 'realm', 'onError'];
 const JWT_KNOWN = ['secret', 'jwksUri', 'jwksRefetchPerMinute', 'jwksCacheMaxAge', 'jwksTimeout', 'algorithms', 'issuer', 'audience', 'clockTolerance', 'requireExpiry', 'idClaim', 'tierClaim'];
@@ -400,4 +400,40 @@ function stripQueryParameter(req: IncomingMessage, name: string): void {
   if (withOriginal.originalUrl) withOriginal.originalUrl = strip(withOriginal.originalUrl);
   const context = getContext(req);
   if (context.forwardUrl) context.forwardUrl = strip(context.forwardUrl);
+}
+
+const SCHEME = 'auth scheme';
+
+/**
+ * The route option `auth`: authenticate() options, or the name of a scheme in the gateway's `authSchemes`
+ * (built once per gateway, so routes naming it share one key cache). Upgrades are authenticated too.
+ */
+export const authFeature: FeatureDescriptor = {
+  option: 'auth',
+  gatewayOptions: ['authSchemes'],
+  phase: 'identify',
+  upgrade: { apply: true },
+  prepare(gateway, shared) {
+    const schemes = gateway.authSchemes;
+    if (schemes === undefined) return;
+    if (!schemes || typeof schemes !== 'object') throw new ConfigError(`"authSchemes" must be an object of name → authenticate() options.`);
+    for (const [name, options] of Object.entries(schemes)) {
+      shared.get(SCHEME, name, name, `"authSchemes.${name}"`, `"authSchemes.${name}"`, () => authenticate(withGatewayErrors(options as AuthenticateOptions, `authSchemes.${name}`), `authSchemes.${name}.`));
+    }
+  },
+  build(value, scope) {
+    if (typeof value === 'string') {
+      const shared = scope.shared.find<Middleware>(SCHEME, value);
+      const defined = Object.keys((scope.gateway.authSchemes as object | undefined) ?? {});
+      if (!shared) throw new ConfigError(`"${scope.optionPrefix}auth" names the scheme ${JSON.stringify(value)}, which is not in "authSchemes" (${defined.join(', ') || 'none defined'}).`);
+      return { handler: shared };
+    }
+    return { handler: authenticate(withGatewayErrors(value as AuthenticateOptions, `${scope.optionPrefix}auth`), `${scope.optionPrefix}auth.`) };
+  },
+};
+
+/** The realm a route's auth answers with (a named scheme's, or the route's own), for authorize()'s 401. */
+export function realmOf(auth: unknown, gateway: Readonly<Record<string, unknown>>): string | undefined {
+  const options = typeof auth === 'string' ? (gateway.authSchemes as Record<string, AuthenticateOptions> | undefined)?.[auth] : (auth as AuthenticateOptions | undefined);
+  return typeof options?.realm === 'string' ? options.realm : undefined;
 }

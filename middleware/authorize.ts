@@ -2,12 +2,14 @@
  * authorize(): decides whether the authenticated consumer may make this request — by scopes, by tier,
  * or by a predicate. Runs after authenticate(); refusal is a 403 problem+json.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { Consumer, getConsumer } from '../lib/consumer';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
-import type { ErrorMode } from './proxy';
+import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
+import { withGatewayErrors } from '../lib/pipeline';
+import { realmOf } from './authenticate';
 
 export interface AuthorizeOptions {
   /** Every one of these scopes is required, e.g. `['orders:write']`. */
@@ -16,11 +18,11 @@ export interface AuthorizeOptions {
   tiers?: string[];
   /** Custom rule; return true to allow. Runs after the scope and tier checks. */
   allow?: (consumer: Consumer, req: IncomingMessage) => boolean;
+  /** Realm of the `WWW-Authenticate` challenge when no one is authenticated. Defaults to `'api'`; in a route table, the route's auth realm. */
+  realm?: string;
   /** Answer refusals as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
   onError?: ErrorMode;
 }
-
-type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
 /**
  * Creates the authorization middleware. A predicate alone may be passed: `authorize((consumer) => consumer.tier === 'enterprise')`.
@@ -31,19 +33,21 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unkno
 export function authorize(options: AuthorizeOptions | ((consumer: Consumer, req: IncomingMessage) => boolean), optionPrefix = ''): Middleware {
   const resolved: AuthorizeOptions = typeof options === 'function' ? { allow: options } : options;
   if (!resolved || typeof resolved !== 'object') throw new ConfigError(`authorize() needs options. Example: authorize({ scopes: ['orders:write'] }).`);
-  assertKnownKeys(resolved, ['scopes', 'tiers', 'allow', 'onError'], optionPrefix);
+  assertKnownKeys(resolved, ['scopes', 'tiers', 'allow', 'realm', 'onError'], optionPrefix);
   const name = (key: string) => optionPrefix + key;
   const scopes = stringList(resolved.scopes, name('scopes'));
   const tiers = stringList(resolved.tiers, name('tiers'));
   if (resolved.allow !== undefined && typeof resolved.allow !== 'function') throw new ConfigError(`"${name('allow')}" must be a function (consumer, req) => boolean.`);
   if (!scopes && !tiers && !resolved.allow) throw new ConfigError(`authorize() needs "${name('scopes')}", "${name('tiers')}" or "${name('allow')}".`);
   const errorMode = resolved.onError ?? 'respond';
+  if (resolved.realm !== undefined && (typeof resolved.realm !== 'string' || !/^[\x20-\x7e]*$/.test(resolved.realm) || resolved.realm.includes('"'))) throw new ConfigError(`"${name('realm')}" must be printable ASCII without quotes.`);
+  const challenge = `Bearer realm="${resolved.realm ?? 'api'}"`;
   const allow = resolved.allow;
 
   return function authorizeMiddleware(req, res, next) {
     const fail = (err: GatewayError) => (errorMode === 'next' ? next(err) : sendProblem(req, res, err));
     const consumer = getConsumer(req);
-    if (!consumer) return fail(new GatewayError(401, 'ERR_AUTH_MISSING', { detail: 'Credentials are required.', headers: { 'WWW-Authenticate': 'Bearer realm="api"' } }));
+    if (!consumer) return fail(new GatewayError(401, 'ERR_AUTH_MISSING', { detail: 'Credentials are required.', headers: { 'WWW-Authenticate': challenge } }));
     if (scopes) {
       const missing = scopes.filter((scope) => !consumer.scopes.includes(scope));
       if (missing.length) {
@@ -76,3 +80,17 @@ function stringList(value: unknown, option: string): string[] | undefined {
   }
   return value;
 }
+
+/** The route option `authorize`: needs the route's `auth`; a refused upgrade gets its 403 on the socket. */
+export const authorizeFeature: FeatureDescriptor = {
+  option: 'authorize',
+  phase: 'permit',
+  upgrade: { apply: true },
+  build(value, scope) {
+    if (scope.route.auth === undefined) throw new ConfigError(`"${scope.optionPrefix}authorize" needs "${scope.optionPrefix}auth": there is no consumer to authorize without authentication.`);
+    const options = withGatewayErrors(typeof value === 'function' ? { allow: value as AuthorizeOptions['allow'] } : (value as AuthorizeOptions), `${scope.optionPrefix}authorize`);
+    const realm = realmOf(scope.route.auth, scope.gateway);
+    const withRealm = options && typeof options === 'object' && options.realm === undefined && realm !== undefined ? { ...options, realm } : options;
+    return { handler: authorize(withRealm, `${scope.optionPrefix}authorize.`) };
+  },
+};

@@ -1,8 +1,11 @@
 /**
  * gateway({ routes }): the route table. Matches requests by normalised path (segment-aware longest
- * prefix), method and host, runs the matched route's pipeline (built once, here), and lets every
- * other request fall through to the app's own handlers — how a monolith keeps serving what has not
- * been extracted yet.
+ * prefix), method and host, runs the matched route's pipeline, and lets every other request fall through
+ * to the app's own handlers — how a monolith keeps serving what has not been extracted yet.
+ *
+ * The pipeline of each route is built once, from the feature registry (middleware/features.ts) in the
+ * fixed phases of lib/pipeline.ts; this file names no feature. WebSocket upgrades run the same pipeline up
+ * to the final handler.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -10,64 +13,29 @@ import { getContext } from '../lib/context';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
 import { dropSegments, normalisePath, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
+import { FeatureParts, Middleware, PHASES, UpgradeHandler } from '../lib/pipeline';
+import type { ErrorMode } from '../lib/pipeline';
 import { sendProblem } from '../lib/problem';
+import { SharedParts } from '../lib/scope';
 import { refuseUpgrade, serveUpgradeAsHttp, serverOf, upgradeResponse } from '../lib/upgrade';
-import type { UpstreamOptions } from '../lib/upstream-pool';
-import cors from 'cors';
-import type { CorsOptions } from 'cors';
-import { authenticate, AuthenticateOptions } from './authenticate';
-import { authorize, AuthorizeOptions } from './authorize';
-import { ipFilter, IpFilterOptions } from './ip-filter';
-import { rateLimit, RateLimitMiddleware, RateLimitOptions } from './rate-limit';
-import { trace, TraceOptions } from './trace';
-import { metrics, MetricsOptions } from './metrics';
-import { accessLog, AccessLogOptions } from './access-log';
-import { ErrorMode, PathRewrite, proxy, ProxyMiddleware } from './proxy';
+import { GATEWAY_FEATURES, GatewayFeatureOptions, ROUTE_FEATURES, RouteFeatureOptions } from './features';
 
-/** Upstream settings of a route: the pool plus timeouts and retries. */
-export interface RouteUpstreamOptions extends UpstreamOptions {
-  /** See ProxyOptions.connectTimeout. Defaults to `'5s'`. */
-  connectTimeout?: number | string;
-  /** See ProxyOptions.timeout. Defaults to `'30s'`. */
-  timeout?: number | string;
-  /** See ProxyOptions.retries. Defaults to 2. */
-  retries?: number;
-}
+export type { RouteUpstreamOptions } from './proxy';
 
-export interface RouteOptions {
+export interface RouteOptions extends RouteFeatureOptions {
   /** Path prefix, matched segment by segment: `/api/orders` matches `/api/orders/7`, not `/api/ordersX`. */
   path: string;
-  /** Where matching requests go: a URL, or targets with load balancing, health, timeouts and retries. */
-  upstream: string | RouteUpstreamOptions;
   /** Name used in logs, metrics and problem details. Defaults to `path`. */
   name?: string;
   /** Only these methods match (GET includes HEAD). Defaults to all methods. */
   methods?: string[];
   /** Only these hosts match (`api.example.com`, `*.example.com`). Defaults to any host. */
   host?: string | string[];
-  /** Rewrites the forwarded path, e.g. `{ '^/v2/orders': '/internal/orders' }`. */
-  rewrite?: PathRewrite;
   /** Forward the path without the route's prefix. Defaults to false. */
   stripPath?: boolean;
-  /** Forward the client's Host header. Defaults to false. */
-  preserveHost?: boolean;
-  /** Proxy WebSocket upgrades on this route (see `gateway.upgrade`). Defaults to false. */
-  ws?: boolean;
-  /** Set X-Forwarded-* headers. Defaults to true. */
-  xForwarded?: boolean;
-  /** CORS for this route (the `cors` package's options, or `true` for its defaults). Preflights are answered before auth. */
-  cors?: CorsOptions | true;
-  /** Client address rules, see ipFilter(). */
-  ipFilter?: IpFilterOptions;
-  /** Authentication: authenticate() options, or the name of a scheme in the gateway's `authSchemes`. */
-  auth?: AuthenticateOptions | string;
-  /** Access rules after authentication, see authorize(). */
-  authorize?: AuthorizeOptions;
-  /** Rate limit, see rateLimit(). Counters are per route unless routes share a `name`. */
-  rateLimit?: RateLimitOptions;
 }
 
-export interface GatewayOptions {
+export interface GatewayOptions extends GatewayFeatureOptions {
   /** The route table. Order does not matter: the longest matching prefix wins. */
   routes: RouteOptions[];
   /** Answer errors as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
@@ -81,17 +49,7 @@ export interface GatewayOptions {
    * segment with parameters is still refused.
    */
   allowSemicolons?: boolean;
-  /** Named authentication schemes shared by routes (`auth: 'partners'`): one key cache for all of them. */
-  authSchemes?: Record<string, AuthenticateOptions>;
-  /** Trace every routed request (SERVER span + upstream CLIENT spans): trace() options or `true`. */
-  trace?: TraceOptions | boolean;
-  /** Record metrics of every routed request: metrics() options or `true`. */
-  metrics?: MetricsOptions | boolean;
-  /** Write an access log line per routed request: accessLog() options or `true`. */
-  accessLog?: AccessLogOptions | boolean;
 }
-
-type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
 interface CompiledRoute {
   name: string;
@@ -102,15 +60,22 @@ interface CompiledRoute {
   /** Segments in the prefix, dropped from the forwarded path by `stripPath`. */
   segments: number;
   stripPath: boolean;
-  ws: boolean;
-  proxy: ProxyMiddleware;
-  /** The route's pipeline, fixed order: trace → logs/metrics → cors → ipFilter → auth → authorize → rate limit → (later: cache → transform) → proxy. */
-  handlers: Handler[];
-  /** The policies that decide whether a request may pass (ipFilter → auth → authorize → rate limit); upgrades run them too. */
-  policies: Handler[];
+  /** The pipeline of requests, phase by phase, ending in the final handler. */
+  handlers: Middleware[];
+  /** What upgrades run before `upgrade`: the handlers of every feature whose upgrade rule is `apply`. */
+  upgradePolicies: Middleware[];
+  /** The final handler's upgrade part; a route without one does not take upgrades. */
+  upgrade: UpgradeHandler | undefined;
+  parts: FeatureParts[];
   /** Path, methods and hosts: two routes with the same key would shadow each other. */
   key: string;
 }
+
+/** The router's own route options; every other key belongs to a feature of the registry. */
+const ROUTER_KEYS = ['path', 'name', 'methods', 'host', 'stripPath'];
+const ROUTE_KEYS = [...ROUTER_KEYS, ...ROUTE_FEATURES.flatMap((feature) => [feature.option, ...(feature.reads ?? [])])];
+const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive', 'allowSemicolons', ...GATEWAY_FEATURES.map((feature) => feature.option), ...ROUTE_FEATURES.flatMap((feature) => feature.gatewayOptions ?? [])];
+const PHASE_ORDER = new Map(PHASES.map((phase, index) => [phase, index]));
 
 /**
  * The router returned by gateway(): a plain middleware, so it mounts on Express 4, Express 5 and
@@ -140,8 +105,7 @@ export interface AttachOptions {
   upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
-const ROUTE_KEYS = ['path', 'upstream', 'name', 'methods', 'host', 'rewrite', 'stripPath', 'preserveHost', 'ws', 'xForwarded', 'cors', 'ipFilter', 'auth', 'authorize', 'rateLimit'];
-const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive', 'allowSemicolons', 'authSchemes', 'trace', 'metrics', 'accessLog'];
+
 
 /**
  * Creates the gateway router.
@@ -161,34 +125,32 @@ export function gateway(options: GatewayOptions): Gateway {
   const caseSensitive = options.caseSensitive === true;
   const pathOptions: PathOptions = { semicolons: options.allowSemicolons === true };
 
-  const schemes = new Map<string, Handler>();
-  for (const [schemeName, schemeOptions] of Object.entries(options.authSchemes ?? {})) {
-    schemes.set(schemeName, authenticate({ ...schemeOptions, onError: 'next' }, `authSchemes.${schemeName}.`));
-  }
-  // Observability wraps every route's pipeline, first: trace → (request id) → logs and metrics.
-  const observers: Handler[] = [];
-  if (options.trace) observers.push(trace(options.trace === true ? {} : options.trace));
-  const metricsMiddleware = options.metrics ? metrics(options.metrics === true ? {} : options.metrics) : undefined;
-  if (metricsMiddleware) observers.push(metricsMiddleware);
-  if (options.accessLog) observers.push(accessLog(options.accessLog === true ? {} : options.accessLog));
-  const limiters: SharedLimiters = new Map();
+  const shared = new SharedParts();
   const routes: CompiledRoute[] = [];
-  const closeAll = () => {
-    metricsMiddleware?.close();
-    metricsMiddleware?.registry.removePools(routes.map((route) => route.proxy.pool));
-    return Promise.all([...routes.map((route) => route.proxy.close()), ...[...limiters.values()].map(({ limiter }) => limiter.close())]);
+  // Observability wraps every route's pipeline, first: trace → logs and metrics.
+  const observers: Array<ReturnType<(typeof GATEWAY_FEATURES)[number]['build']>> = [];
+  let observe: Middleware[] = [];
+  const closeAll = async () => {
+    await Promise.all([...observers, ...routes.flatMap((route) => route.parts)].map((part) => part.close?.()));
+    await shared.close();
   };
   try {
+    for (const feature of GATEWAY_FEATURES) {
+      const value = (options as unknown as Record<string, unknown>)[feature.option];
+      if (value !== undefined) observers.push(feature.build(value, shared));
+    }
+    observe = observers.flatMap((part) => (part.handler ? [part.handler] : []));
+    for (const feature of ROUTE_FEATURES) feature.prepare?.(options as unknown as Record<string, unknown>, shared);
     options.routes.forEach((route, index) => {
-      const compiled = compileRoute(route, `routes[${index}].`, caseSensitive, schemes, limiters);
-      compiled.handlers.unshift(...observers);
-      routes.push(compiled);
+      const compiled = compileRoute(route, `routes[${index}].`, caseSensitive, options as unknown as Record<string, unknown>, shared, routes);
+      compiled.handlers.unshift(...observe);
     });
   } catch (err) {
     void closeAll();
     throw err;
   }
-  metricsMiddleware?.registry.addPools(routes.map((route) => route.proxy.pool));
+  const pools = routes.flatMap((route) => route.parts.flatMap((part) => (part.pool ? [part.pool] : [])));
+  for (const observer of observers) observer.watchPools?.(pools);
   // Longest prefix first: the first route that matches is the most specific.
   routes.sort((a, b) => b.prefix.length - a.prefix.length);
   const seen = new Map<string, string>();
@@ -240,7 +202,7 @@ export function gateway(options: GatewayOptions): Gateway {
     if (!target.ok) {
       // Refused before the route's policies, but still traced, counted and logged: probes must leave a trace.
       const refuse = () => fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: target.reason }));
-      return runPipeline(observers, req, res, refuse);
+      return runPipeline(observe, req, res, refuse);
     }
     context.forwardUrl = forwardPath(route, target.path, mountPathOf(req)) + target.search;
     runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : fail(req, res, next, err)));
@@ -257,7 +219,7 @@ export function gateway(options: GatewayOptions): Gateway {
     // The most specific route decides, as for requests: a `ws: true` route on `/` must not take an upgrade
     // for `/admin/x` that the (authenticated, non-ws) `/admin` route owns.
     const route = routeFor(target, req);
-    if (!route?.ws) return false;
+    if (!route?.upgrade) return false;
     socket.on('error', () => undefined);
     const context = getContext(req);
     context.route = route.name;
@@ -268,11 +230,12 @@ export function gateway(options: GatewayOptions): Gateway {
     context.forwardUrl = forwardPath(route, target.path, '') + target.search;
     // The policies answer on a response bound to the socket; once they pass, the socket goes to the proxy.
     const answer = upgradeResponse(req, socket);
-    runPipeline(route.policies, req, answer.res, (err) => {
+    const takeUpgrade = route.upgrade;
+    runPipeline(route.upgradePolicies, req, answer.res, (err) => {
       if (err !== undefined) return sendProblem(req, answer.res, err);
       if (answer.res.headersSent || socket.destroyed) return;
       answer.release();
-      route.proxy.upgrade(req, socket, head);
+      takeUpgrade(req, socket, head);
     });
     return true;
   }
@@ -306,10 +269,8 @@ export function gateway(options: GatewayOptions): Gateway {
   return router;
 }
 
-/** Rate limiters by counter name: routes naming the same counter share one limiter (and its options). */
-type SharedLimiters = Map<string, { limiter: RateLimitMiddleware; options: string; route: string }>;
-
-function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean, schemes: Map<string, Handler>, limiters: SharedLimiters): CompiledRoute {
+/** Builds a route's pipeline from the feature registry, phase by phase; pushes it on `routes` as soon as it holds parts to close. */
+function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean, gatewayOptions: Record<string, unknown>, shared: SharedParts, routes: CompiledRoute[]): CompiledRoute {
   if (!route || typeof route !== 'object') throw new ConfigError(`"${prefix.slice(0, -1)}" must be an object like { path: '/api/orders', upstream: 'http://127.0.0.1:4001' }.`);
   assertKnownKeys(route, ROUTE_KEYS, prefix);
   if (typeof route.path !== 'string' || !route.path.startsWith('/')) {
@@ -318,64 +279,44 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   const normalised = normalisePath(route.path);
   if (!normalised.ok) throw new ConfigError(`"${prefix}path" is not a normalised path: ${normalised.reason}`);
   const pathPrefix = normalised.path.replace(/\/+$/, '');
-  if (route.upstream === undefined) throw new ConfigError(`Missing "${prefix}upstream". Example: upstream: 'http://127.0.0.1:4001'.`);
-  const upstream: RouteUpstreamOptions = typeof route.upstream === 'string' ? { target: route.upstream } : route.upstream;
-  if (!upstream || typeof upstream !== 'object') throw new ConfigError(`"${prefix}upstream" must be a URL or an object with "target" or "targets".`);
   const methods = route.methods === undefined ? undefined : compileMethods(route.methods, `${prefix}methods`);
   const hosts = route.host === undefined ? undefined : compileHosts(route.host, `${prefix}host`);
-
-  // Policies first, in the documented order; each hands its errors to the gateway (onError: 'next').
-  const handlers: Handler[] = [];
-  if (route.ipFilter !== undefined) handlers.push(ipFilter({ ...route.ipFilter, onError: 'next' }, `${prefix}ipFilter.`));
-  if (typeof route.auth === 'string') {
-    const shared = schemes.get(route.auth);
-    if (!shared) throw new ConfigError(`"${prefix}auth" names the scheme ${JSON.stringify(route.auth)}, which is not in "authSchemes" (${[...schemes.keys()].join(', ') || 'none defined'}).`);
-    handlers.push(shared);
-  } else if (route.auth !== undefined) {
-    handlers.push(authenticate({ ...route.auth, onError: 'next' }, `${prefix}auth.`));
-  }
-  if (route.authorize !== undefined) {
-    if (route.auth === undefined) throw new ConfigError(`"${prefix}authorize" needs "${prefix}auth": there is no consumer to authorize without authentication.`);
-    handlers.push(authorize({ ...route.authorize, onError: 'next' }, `${prefix}authorize.`));
-  }
-  if (route.rateLimit !== undefined) {
-    const counter = route.rateLimit.name ?? route.name ?? route.path;
-    const fingerprint = JSON.stringify({ ...route.rateLimit, name: counter, redis: typeof route.rateLimit.redis === 'string' ? route.rateLimit.redis : undefined });
-    const shared = limiters.get(counter);
-    if (shared && shared.options !== fingerprint) {
-      throw new ConfigError(`"${prefix}rateLimit" shares the counter ${JSON.stringify(counter)} with route "${shared.route}" but with other options; give it its own "name" or the same options.`);
-    }
-    const limiter = shared?.limiter ?? rateLimit({ ...route.rateLimit, name: counter, onError: 'next' }, `${prefix}rateLimit.`);
-    if (!shared) limiters.set(counter, { limiter, options: fingerprint, route: route.name ?? route.path });
-    handlers.push(limiter);
+  const values = route as unknown as Record<string, unknown>;
+  const features = ROUTE_FEATURES.filter((feature) => values[feature.option] !== undefined).sort((a, b) => (PHASE_ORDER.get(a.phase) ?? 0) - (PHASE_ORDER.get(b.phase) ?? 0));
+  const finals = features.filter((feature) => feature.phase === 'final');
+  if (finals.length === 0) throw new ConfigError(`Missing "${prefix}upstream". Example: upstream: 'http://127.0.0.1:4001'.`);
+  if (finals.length > 1) throw new ConfigError(`"${prefix.slice(0, -1)}" has more than one final handler (${finals.map((feature) => `"${feature.option}"`).join(', ')}); choose one.`);
+  for (const feature of ROUTE_FEATURES) {
+    if (values[feature.option] !== undefined) continue;
+    const orphan = feature.reads?.find((key) => values[key] !== undefined);
+    if (orphan) throw new ConfigError(`"${prefix}${orphan}" belongs to "${prefix}${feature.option}", which this route does not set.`);
   }
 
-  const routeProxy = proxy(
-    {
-      ...upstream,
-      pathRewrite: route.rewrite,
-      preserveHost: route.preserveHost,
-      ws: route.ws,
-      xForwarded: route.xForwarded,
-      onError: 'next', // the gateway answers errors itself, in one place
-    },
-    `${prefix}upstream.`,
-  );
-  // CORS answers preflights before any policy; it has no meaning on an upgrade.
-  const corsHandler = route.cors === undefined ? [] : [cors(route.cors === true ? {} : route.cors) as Handler];
-  return {
+  const compiled: CompiledRoute = {
     name: route.name ?? route.path,
     prefix: caseSensitive ? pathPrefix : pathPrefix.toLowerCase(),
     segments: pathPrefix === '' ? 0 : pathPrefix.split('/').length - 1,
     methods,
     hosts,
     stripPath: route.stripPath === true,
-    ws: route.ws === true,
-    proxy: routeProxy,
-    handlers: [...corsHandler, ...handlers, routeProxy],
-    policies: handlers,
+    handlers: [],
+    upgradePolicies: [],
+    upgrade: undefined,
+    parts: [],
     key: `${pathPrefix} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
   };
+  routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build
+  const scope = { optionPrefix: prefix, routeName: compiled.name, methods: methods ? [...methods].sort() : undefined, route: values, gateway: gatewayOptions, shared };
+  for (const feature of features) {
+    const parts = feature.build(values[feature.option], scope);
+    compiled.parts.push(parts);
+    if (parts.handler) {
+      compiled.handlers.push(parts.handler);
+      if (feature.upgrade.apply && feature.phase !== 'final') compiled.upgradePolicies.push(parts.handler);
+    }
+    if (feature.phase === 'final') compiled.upgrade = parts.upgrade;
+  }
+  return compiled;
 }
 
 function compileMethods(methods: unknown, option: string): Set<string> {
@@ -410,7 +351,7 @@ function hostnameOf(req: IncomingMessage): string {
 }
 
 /** Runs handlers in order; an error or the last handler's `next()` ends in `done`. */
-function runPipeline(handlers: Handler[], req: IncomingMessage, res: ServerResponse, done: (err?: unknown) => void): void {
+function runPipeline(handlers: Middleware[], req: IncomingMessage, res: ServerResponse, done: (err?: unknown) => void): void {
   let index = 0;
   const step = (err?: unknown): void => {
     if (err !== undefined && err !== null) return done(err);

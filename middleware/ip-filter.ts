@@ -9,6 +9,8 @@ import { clientAddress as clientAddressOf } from '../lib/client-address';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
+import { withGatewayErrors } from '../lib/pipeline';
+import type { FeatureDescriptor } from '../lib/pipeline';
 import type { ErrorMode } from './proxy';
 
 export interface IpFilterOptions {
@@ -86,3 +88,11 @@ function matches(address: ipaddr.IPv4 | ipaddr.IPv6, ranges: Range[]): boolean {
   }
   return false;
 }
+
+/** The route option `ipFilter`: client address rules, before authentication; upgrades are refused with 403 too. */
+export const ipFilterFeature: FeatureDescriptor = {
+  option: 'ipFilter',
+  phase: 'admit',
+  upgrade: { apply: true },
+  build: (value, scope) => ({ handler: ipFilter(withGatewayErrors(value as IpFilterOptions, `${scope.optionPrefix}ipFilter`), `${scope.optionPrefix}ipFilter.`) }),
+};

@@ -13,6 +13,7 @@ import { load } from '../lib/load';
 import { assertKnownKeys } from '../lib/options';
 import { UpstreamPool } from '../lib/upstream-pool';
 import { upstreamEvents, UpstreamResult } from '../lib/upstream-events';
+import type { GatewayFeatureDescriptor } from '../lib/pipeline';
 
 export interface MetricsOptions {
   /** Metrics registry to record into. Defaults to the process-wide one that `metricsHandler()` serves. */
@@ -211,3 +212,26 @@ function normaliseMethod(method: string | undefined): string {
 function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
 }
+
+/** The gateway option `metrics`: metrics() options or `true`; the registry reports the gateway's pools. */
+export const metricsFeature: GatewayFeatureDescriptor = {
+  option: 'metrics',
+  phase: 'observe',
+  upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
+  build(value) {
+    if (!value) return {};
+    const middleware = metrics(value === true ? {} : (value as MetricsOptions));
+    let watched: UpstreamPool[] = [];
+    return {
+      handler: middleware,
+      watchPools(pools) {
+        watched = pools;
+        middleware.registry.addPools(pools);
+      },
+      close() {
+        middleware.registry.removePools(watched);
+        middleware.close();
+      },
+    };
+  },
+};

@@ -18,6 +18,7 @@ import { prepareForwardHeaders, scrubResponseHeaders } from '../lib/forwarding-h
 import { assertKnownKeys, nonNegativeInteger } from '../lib/options';
 import { normaliseTarget, PathOptions } from '../lib/path';
 import { stripIdentityHeaders } from '../lib/auth-headers';
+import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
 import { sendProblem } from '../lib/problem';
 import { consumedBody } from '../lib/request-body';
 import type { Span } from '@opentelemetry/api';
@@ -29,8 +30,7 @@ import { UpstreamOptions, UpstreamPool, UpstreamTarget } from '../lib/upstream-p
 /** Rewrites the forwarded path: `{ '^/v2/orders': '/internal/orders' }` (first matching pattern wins), or a function. */
 export type PathRewrite = Record<string, string> | ((path: string, req: IncomingMessage) => string | undefined);
 
-/** What to do with an error: answer it as problem+json (`'respond'`), or pass it to `next(err)`. */
-export type ErrorMode = 'respond' | 'next';
+export type { ErrorMode } from '../lib/pipeline';
 
 export interface ProxyOptions extends UpstreamOptions {
   /**
@@ -437,3 +437,36 @@ function compilePathRewrite(rewrite: PathRewrite | undefined, option: string): (
     return path;
   };
 }
+
+/** Upstream settings of a route: the pool plus timeouts and retries. */
+export interface RouteUpstreamOptions extends UpstreamOptions {
+  /** See ProxyOptions.connectTimeout. Defaults to `'5s'`. */
+  connectTimeout?: Duration;
+  /** See ProxyOptions.timeout. Defaults to `'30s'`. */
+  timeout?: Duration;
+  /** See ProxyOptions.retries. Defaults to 2. */
+  retries?: number;
+}
+
+/**
+ * The route option `upstream`: the final handler that forwards to a service, with the route options
+ * `rewrite`, `preserveHost`, `ws` and `xForwarded`. With `ws: true` it takes the route's upgrades, after
+ * every upgrade-applying feature let them through.
+ */
+export const proxyFeature: FeatureDescriptor = {
+  option: 'upstream',
+  reads: ['rewrite', 'preserveHost', 'ws', 'xForwarded'],
+  phase: 'final',
+  upgrade: { apply: true },
+  build(value, scope) {
+    const option = `${scope.optionPrefix}upstream`;
+    const upstream = typeof value === 'string' ? { target: value } : (value as RouteUpstreamOptions);
+    if (!upstream || typeof upstream !== 'object') throw new ConfigError(`"${option}" must be a URL or an object with "target" or "targets".`);
+    if ((upstream as ProxyOptions).onError !== undefined || (upstream as ProxyOptions).stripPath !== undefined || (upstream as ProxyOptions).pathRewrite !== undefined) {
+      throw new ConfigError(`received an unsupported option "${option}.${['onError', 'stripPath', 'pathRewrite'].find((key) => (upstream as Record<string, unknown>)[key] !== undefined)}". In a route, use the route options "onError" (on gateway()), "stripPath" and "rewrite".`);
+    }
+    const route = scope.route as { rewrite?: PathRewrite; preserveHost?: boolean; ws?: boolean; xForwarded?: boolean };
+    const routeProxy = proxy({ ...upstream, pathRewrite: route.rewrite, preserveHost: route.preserveHost, ws: route.ws, xForwarded: route.xForwarded, onError: 'next' }, `${option}.`);
+    return { handler: routeProxy, upgrade: route.ws === true ? routeProxy.upgrade : undefined, pool: routeProxy.pool, close: () => routeProxy.close() };
+  },
+};

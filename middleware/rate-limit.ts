@@ -15,7 +15,8 @@ import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
 import { ResilientRedisStore } from '../lib/rate-limit-store';
 import { redisHandle, RedisClientLike, RedisHandle } from '../lib/redis';
-import type { ErrorMode } from './proxy';
+import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
+import { withGatewayErrors } from '../lib/pipeline';
 
 export interface RateLimitOptions {
   /** Requests allowed per window (for consumers without a listed tier when `tiers` is set). Defaults to 60. */
@@ -169,3 +170,40 @@ function describe(message: unknown): string {
   if (message instanceof Error) return `${(message as { code?: string }).code ? `${(message as { code?: string }).code}: ` : ''}${message.message}`;
   return String(message);
 }
+
+/**
+ * Resolved options that decide whether two routes may share one counter: durations in ms, defaults filled;
+ * a key function, a Redis client and a logger compare by identity (lib/scope.ts).
+ */
+function resolvedForSharing(options: RateLimitOptions, name: string, optionPrefix: string): Record<string, unknown> {
+  return {
+    ...options,
+    name,
+    limit: options.limit ?? DEFAULTS.limit,
+    window: options.window === undefined ? DEFAULTS.window : parseDuration(options.window, `${optionPrefix}window`),
+    storeTimeout: options.storeTimeout === undefined ? DEFAULTS.storeTimeout : parseDuration(options.storeTimeout, `${optionPrefix}storeTimeout`),
+    key: options.key ?? 'ip',
+    onStoreError: options.onStoreError ?? 'allow',
+    ipv6Subnet: options.ipv6Subnet ?? DEFAULTS.ipv6Subnet,
+    legacyHeaders: options.legacyHeaders === true,
+  };
+}
+
+/**
+ * The route option `rateLimit`. Counters are per route — its name, or its path and methods — unless
+ * routes share a `name`; a shared counter needs the same resolved options. Upgrades count too (429 on the socket).
+ */
+export const rateLimitFeature: FeatureDescriptor = {
+  option: 'rateLimit',
+  phase: 'limit',
+  upgrade: { apply: true },
+  build(value, scope) {
+    const option = `${scope.optionPrefix}rateLimit`;
+    const options = withGatewayErrors(value as RateLimitOptions, option);
+    if (!options || typeof options !== 'object') return { handler: rateLimit(options, `${option}.`) };
+    const route = scope.route.name === undefined && scope.methods ? `${scope.routeName} ${scope.methods.join(',')}` : scope.routeName;
+    const counter = options.name ?? route;
+    const limiter = scope.shared.get('counter', counter, resolvedForSharing(options, counter, `${option}.`), `route "${scope.routeName}"`, `"${option}"`, () => rateLimit({ ...options, name: counter }, `${option}.`), (shared) => shared.close());
+    return { handler: limiter };
+  },
+};

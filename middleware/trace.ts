@@ -3,7 +3,6 @@
  * span per upstream attempt and sends the upstream a `traceparent` whose parent is that CLIENT span.
  * Spans go to the app's OpenTelemetry SDK, or to the one setupTelemetry() starts.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
 import { getContext, onResponseClose } from '../lib/context';
 import { assertKnownKeys } from '../lib/options';
@@ -14,7 +13,7 @@ export interface TraceOptions {
   clientAttributes?: boolean;
 }
 
-type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
 
 /**
  * @example
@@ -66,3 +65,11 @@ export function trace(options: TraceOptions = {}): Middleware {
     withRequestContext(context.traceContext, next);
   };
 }
+
+/** The gateway option `trace`: trace() options or `true`; wraps every route, first. */
+export const traceFeature: GatewayFeatureDescriptor = {
+  option: 'trace',
+  phase: 'observe',
+  upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
+  build: (value) => (value ? { handler: trace(value === true ? {} : (value as TraceOptions)) } : {}),
+};

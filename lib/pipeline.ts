@@ -1,0 +1,101 @@
+/**
+ * The route pipeline's seam. Every feature a route can carry (IP rules, auth, rate limit, the proxy, and
+ * the cache, transforms and aggregation to come) is a FeatureDescriptor: the route option it answers to,
+ * its phase, what it does on a WebSocket upgrade, and `build()`. gateway() loops over a registry of them
+ * (middleware/features.ts) and never names a feature itself.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ConfigError } from './errors';
+import type { SharedParts } from './scope';
+import type { UpstreamPool } from './upstream-pool';
+
+export type Next = (err?: unknown) => void;
+
+/** A connect/Express middleware: the one handler shape of the kit. */
+export type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
+
+/** What to do with an error: answer it as problem+json (`'respond'`), or pass it to `next(err)`. */
+export type ErrorMode = 'respond' | 'next';
+
+/**
+ * The fixed phases of a route, in the order they run. Within a phase, features run in registry order.
+ * `shapeResponse` filters register on the request context while the final handler streams the answer.
+ */
+export const PHASES = ['observe', 'admit', 'identify', 'permit', 'limit', 'cache', 'shapeRequest', 'final', 'shapeResponse'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/**
+ * What a feature does on a WebSocket upgrade. `apply`: its handler runs on the upgrade before the final
+ * handler, on a response bound to the socket, so a refusal is answered there (401/403/429) and the socket
+ * closes. `skip`: it has no meaning on an upgrade, and `reason` says why, so no feature is skipped silently.
+ */
+export type UpgradeRule = { apply: true } | { apply: false; reason: string };
+
+/** Takes a WebSocket upgrade (the final handler of a `ws: true` route). */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** The parts a feature builds for one route; each is optional. */
+export interface FeatureParts {
+  /** Runs on every request of the route, in the feature's phase. */
+  handler?: Middleware;
+  /** Final handlers only: takes upgrades once every `apply` feature let them through. */
+  upgrade?: UpgradeHandler;
+  /** Final handlers only: the upstream pool, for health metrics. */
+  pool?: UpstreamPool;
+  /** Releases what the part holds (timers, sockets, store connections). */
+  close?(): Promise<void> | void;
+}
+
+/** What build() gets besides its option's value. */
+export interface BuildScope {
+  /** The option path of the route, for error messages: `routes[2].` */
+  optionPrefix: string;
+  /** The route's name: its `name`, or its path. */
+  routeName: string;
+  /** The route's methods, upper-case, when it is limited to some. */
+  methods: readonly string[] | undefined;
+  /** The route's options as given (a feature may read the siblings it lists in `reads`). */
+  route: Readonly<Record<string, unknown>>;
+  /** The gateway's options as given (for gateway-level settings such as named auth schemes). */
+  gateway: Readonly<Record<string, unknown>>;
+  /** Parts shared between routes, by name and fingerprint (limiters, auth schemes, later caches). */
+  shared: SharedParts;
+}
+
+export interface FeatureDescriptor {
+  /** The route option the feature answers to; the feature is built when the option is set. */
+  option: string;
+  /** Other route options the feature reads (they belong to it: a route without `option` must not set them). */
+  reads?: readonly string[];
+  /** Gateway options the feature reads (e.g. `authSchemes`). */
+  gatewayOptions?: readonly string[];
+  phase: Phase;
+  upgrade: UpgradeRule;
+  /** Runs once per gateway before any route is built, e.g. to build (and so check) named auth schemes. */
+  prepare?(gateway: Readonly<Record<string, unknown>>, shared: SharedParts): void;
+  build(value: unknown, scope: BuildScope): FeatureParts;
+}
+
+/** A gateway-level feature that wraps every route (observability): the gateway option it answers to. */
+export interface GatewayFeatureDescriptor {
+  option: string;
+  phase: 'observe';
+  upgrade: UpgradeRule;
+  build(value: unknown, shared: SharedParts): FeatureParts & {
+    /** Called with every pool of the gateway once the routes are built. */
+    watchPools?(pools: UpstreamPool[]): void;
+  };
+}
+
+/**
+ * Route features answer errors through the gateway (in one place, with the gateway's `onError`): an
+ * `onError` inside a route option would be silently overridden, so it is refused at construction.
+ */
+export function withGatewayErrors<T>(value: T, option: string): T {
+  if (!value || typeof value !== 'object') return value; // the factory names what is wrong with it
+  if ((value as { onError?: unknown }).onError !== undefined) {
+    throw new ConfigError(`"${option}.onError" cannot be set inside a route: the gateway answers every error in one place. Set "onError" on gateway() instead.`);
+  }
+  return { ...value, onError: 'next' };
+}
