@@ -146,6 +146,7 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
   }
 
   const middleware = function rateLimitMiddleware(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
+    withAppend(res);
     limiter(req as Request, res as Response, (err?: unknown) => {
       if (err === undefined) return next();
       // Only store failures reach here, and only with onStoreError: 'deny'.
@@ -158,6 +159,21 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
     await redis?.release();
   };
   return middleware;
+}
+
+/**
+ * express-rate-limit writes the RateLimit headers with Express's `res.append`, which plain Node responses
+ * lack: on connect, and on the response the gateway binds to a WebSocket upgrade's socket.
+ */
+function withAppend(res: ServerResponse): void {
+  const target = res as ServerResponse & { append?: (name: string, value: string | string[]) => unknown };
+  if (typeof target.append === 'function') return;
+  target.append = function append(name: string, value: string | string[]) {
+    const previous = this.getHeader(name);
+    const list = previous === undefined ? [] : Array.isArray(previous) ? previous : [String(previous)];
+    this.setHeader(name, list.concat(value));
+    return this;
+  };
 }
 
 function positive(value: unknown, fallback: number, option: string): number {

@@ -2,8 +2,29 @@
  * rateLimit() and the gateway's `rateLimit` route option refuse unusable options at construction,
  * with a ConfigError that names the option (no Redis connection is made for these).
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ConfigError, gateway, rateLimit } from '../../index';
-import type { RateLimitOptions } from '../../index';
+import type { Gateway, RateLimitOptions } from '../../index';
+
+/** The status a gateway answers for one request, served by a bare http server on a loopback port. */
+async function statusOf(gw: Gateway, path: string, method = 'GET'): Promise<number> {
+  const server = http.createServer((req, res) => gw(req, res, () => res.end()));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  try {
+    const { port } = server.address() as AddressInfo;
+    return await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
 
 /** Expects `build` to throw a ConfigError whose message matches every pattern. */
 function expectConfigError(build: () => unknown, ...patterns: RegExp[]): void {
@@ -88,13 +109,58 @@ describe('gateway rateLimit route option checks', () => {
     );
   });
 
-  it('accepts routes that share a counter name with the same options', async () => {
+  it('accepts routes that share a counter name with the same resolved options, and they count together', async () => {
+    // '1m' and 60000 are the same window once resolved; the defaults are filled in before comparing.
     const gw = gateway({
       routes: [
-        { path: '/a', upstream, rateLimit: { limit: 5, name: 'shared' } },
-        { path: '/b', upstream, rateLimit: { limit: 5, name: 'shared' } },
+        { path: '/a', upstream: 'http://127.0.0.1:9', rateLimit: { limit: 2, name: 'shared', window: '1m' } },
+        { path: '/b', upstream: 'http://127.0.0.1:9', rateLimit: { limit: 2, name: 'shared', window: 60_000, key: 'ip' } },
       ],
     });
-    await gw.close();
+    try {
+      const statuses: number[] = [];
+      for (const path of ['/a', '/b', '/a', '/b']) statuses.push(await statusOf(gw, path));
+      // Two requests pass the shared counter (then fail upstream: nothing listens on port 9); the rest are limited.
+      expect(statuses).toEqual([502, 502, 429, 429]);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('compares a key function by identity', () => {
+    const byTenant = (req: { headers: Record<string, unknown> }) => String(req.headers['x-tenant']);
+    const same = gateway({
+      routes: [
+        { path: '/a', upstream, rateLimit: { name: 'tenant', key: byTenant } },
+        { path: '/b', upstream, rateLimit: { name: 'tenant', key: byTenant } },
+      ],
+    });
+    void same.close();
+    expectConfigError(
+      () =>
+        gateway({
+          routes: [
+            { path: '/a', upstream, rateLimit: { name: 'tenant', key: byTenant } },
+            { path: '/b', upstream, rateLimit: { name: 'tenant', key: (req) => String(req.headers['x-tenant']) } },
+          ],
+        }),
+      /"routes\[1\]\.rateLimit"/,
+    );
+  });
+
+  it('gives unnamed routes on one path with different methods their own counters', async () => {
+    const gw = gateway({
+      routes: [
+        { path: '/orders', methods: ['GET'], upstream: 'http://127.0.0.1:9', rateLimit: { limit: 1 } },
+        { path: '/orders', methods: ['POST'], upstream: 'http://127.0.0.1:9', rateLimit: { limit: 1 } },
+      ],
+    });
+    try {
+      expect(await statusOf(gw, '/orders', 'GET')).toBe(502);
+      expect(await statusOf(gw, '/orders', 'POST')).toBe(502);
+      expect(await statusOf(gw, '/orders', 'POST')).toBe(429);
+    } finally {
+      await gw.close();
+    }
   });
 });
