@@ -54,8 +54,9 @@ export function normalisePath(pathname: string, options?: PathOptions): Normalis
       const literal = String.fromCharCode(code);
       if (literal === '/' || literal === '\\') return fail('The path contains an encoded slash or backslash.');
       if (code < 0x20 || code === 0x7f) return fail('The path contains an encoded control character.');
-      // Spring's firewall refuses an encoded ';' too: some servers decode before they split off parameters.
-      if (literal === ';' && !semicolons) return fail('The path contains ";" (path parameters), which this gateway does not accept.');
+      // Refused even with `semicolons`: servers disagree on whether an encoded ';' separates parameters
+      // (some decode before they split), so the path could be read two ways.
+      if (literal === ';') return fail('The path contains an encoded ";" (%3B), which servers read in different ways.');
       decoded += UNRESERVED.test(literal) ? literal : '%' + hex.toUpperCase();
       i += 2;
     } else if (char === '\\') {

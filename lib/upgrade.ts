@@ -4,8 +4,8 @@
  * exactly as they answer a request (401/403/429 problem+json, then close), and an upgrade no route takes
  * is served as the plain HTTP/1.1 request it also is (RFC 9110 §7.8 lets a server ignore `Upgrade`).
  */
-import { ServerResponse } from 'node:http';
-import type { IncomingMessage, Server } from 'node:http';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GatewayError } from './errors';
@@ -50,8 +50,10 @@ export function serverOf(socket: Duplex): Server | undefined {
 
 /**
  * Serves an upgrade request nobody takes as a plain request: the server's 'request' listeners (the app,
- * with the gateway in it) answer it, then the socket closes. A body is read up to its Content-Length; a
- * chunked body cannot be framed without the parser and is refused with 400.
+ * with the gateway in it) answer it, then the socket closes. Node has already ended the upgrade request's
+ * own stream (it leaves the body on the socket), so the app gets a fresh request with the same line and
+ * headers, and a body read up to its Content-Length. A chunked body cannot be framed without the parser
+ * and is refused with 400.
  */
 export function serveUpgradeAsHttp(req: IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', () => undefined);
@@ -62,22 +64,32 @@ export function serveUpgradeAsHttp(req: IncomingMessage, socket: Duplex, head: B
   }
   const idle = server.requestTimeout > 0 ? server.requestTimeout : IDLE_TIMEOUT_MS;
   (socket as Socket).setTimeout(idle, () => socket.destroy());
-  const { res } = upgradeResponse(req, socket);
+  const request = new IncomingMessage(socket as Socket);
+  request.method = req.method;
+  request.url = req.url;
+  request.httpVersionMajor = req.httpVersionMajor;
+  request.httpVersionMinor = req.httpVersionMinor;
+  request.httpVersion = req.httpVersion;
+  request.headers = req.headers;
+  request.rawHeaders = req.rawHeaders;
+  const { res } = upgradeResponse(request, socket);
   let remaining = Number(req.headers['content-length'] ?? 0) || 0;
   const feed = (chunk: Buffer) => {
     const part = chunk.subarray(0, remaining);
     remaining -= part.length;
-    if (part.length) req.push(part);
+    if (part.length) request.push(part);
     if (remaining === 0) {
       socket.off('data', feed);
-      req.push(null);
+      request.complete = true;
+      request.push(null);
     }
   };
   if (remaining > 0) {
     if (head.length) feed(head);
     if (remaining > 0) socket.on('data', feed);
   } else {
-    req.push(null);
+    request.complete = true;
+    request.push(null);
   }
-  server.emit('request', req, res);
+  server.emit('request', request, res);
 }

@@ -1,4 +1,4 @@
-import { normalisePath, splitUrl } from '../../lib/path';
+import { dropSegments, normalisePath, normaliseTarget, splitUrl } from '../../lib/path';
 
 describe('normalisePath', () => {
   it.each(['/', '/api/orders', '/api/orders/7', '/a-b_c.d~e/f', '/api/v1.2/items'])('leaves the clean path %s unchanged', (path) => {
@@ -106,5 +106,69 @@ describe('splitUrl', () => {
 
   it('does not treat an encoded %3F as the query separator', () => {
     expect(splitUrl('/a%3Fb?c')).toEqual({ pathname: '/a%3Fb', search: '?c' });
+  });
+});
+
+describe('normalisePath: ";" path parameters and "#" (security regressions)', () => {
+  it.each([
+    ['/admin;jsessionid=0/x', 'raw ";" parameter'],
+    ['/public/..;/admin/x', '"..;" dot segment with parameters'],
+    ['/a;x=1/b', 'raw ";" in a segment'],
+    ['/admin%3Bx/y', 'encoded ";", upper case'],
+    ['/admin%3bx/y', 'encoded ";", lower case'],
+  ])('rejects %j (%s) by default', (path) => {
+    const result = normalisePath(path);
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.reason).toMatch(/;/);
+  });
+
+  it.each(['/api/public/..#', '/api/public/..#x', '/api/public/%2e%2e#', '/api/public/.#', '/a#b'])('rejects a raw "#" in %j', (path) => {
+    const result = normalisePath(path);
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.reason).toMatch(/#/);
+  });
+
+  it('rejects an encoded ";" even with { semicolons: true }: servers disagree on whether it separates parameters', () => {
+    expect(normalisePath('/admin%3Bx/y', { semicolons: true }).ok).toBe(false);
+    expect(normalisePath('/admin%3bx/y', { semicolons: true }).ok).toBe(false);
+  });
+
+  it('rejects "#" even with { semicolons: true }', () => {
+    expect(normalisePath('/a/..#', { semicolons: true }).ok).toBe(false);
+  });
+
+  it('with { semicolons: true } keeps the parameters in the path and matches on the segment names', () => {
+    expect(normalisePath('/admin;x=1/y', { semicolons: true })).toEqual({ ok: true, path: '/admin;x=1/y', match: '/admin/y' });
+  });
+
+  it.each(['/a/..;x/b', '/a/.;/b', '/a/..;/b', '/public/..;/admin/x'])('with { semicolons: true } still rejects the dot segment with parameters %j', (path) => {
+    const result = normalisePath(path, { semicolons: true });
+    expect(result.ok).toBe(false);
+  });
+});
+
+describe('normaliseTarget: "#" in the query (security regressions)', () => {
+  it('rejects a "#" in the query string', () => {
+    const result = normaliseTarget('/api/public/x?a=1#frag');
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.reason).toMatch(/#/);
+  });
+
+  it('accepts the same target without the fragment', () => {
+    expect(normaliseTarget('/api/public/x?a=1')).toMatchObject({ ok: true, path: '/api/public/x', search: '?a=1' });
+  });
+});
+
+describe('dropSegments (stripPath on a normalised path)', () => {
+  it('drops the first two segments and keeps the parameters of the rest: /api/orders;v=1/7 → /7', () => {
+    expect(dropSegments('/api/orders;v=1/7', 2)).toBe('/7');
+  });
+
+  it('returns "/" when every segment is dropped: /api, 1 → /', () => {
+    expect(dropSegments('/api', 1)).toBe('/');
+  });
+
+  it('returns the path unchanged for a count of 0', () => {
+    expect(dropSegments('/a/b', 0)).toBe('/a/b');
   });
 });
