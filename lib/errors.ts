@@ -75,12 +75,23 @@ export class GatewayError extends Error {
   }
 }
 
+/** One mistake in options: where it is, and what is wrong with it. */
+export interface ConfigIssue {
+  /** The option path, e.g. `routes[2].upstream.targets[0]` ('' when the options as a whole are wrong). */
+  path: string;
+  /** What is wrong and, where it helps, the fix. */
+  message: string;
+}
+
 /** Thrown at construction time for unusable options; the message names the option and the fix. */
 export class ConfigError extends TypeError {
   readonly code = 'ERR_CONFIG';
-  constructor(message: string) {
+  /** Every mistake found, each with its option path (`routes[2].upstream.targets[0]`); one when only one was checked. */
+  readonly issues: readonly ConfigIssue[];
+  constructor(message: string, issues?: readonly ConfigIssue[]) {
     super(`frontdoor: ${message}`);
     this.name = 'ConfigError';
+    this.issues = issues ?? [{ path: /"([^"]+)"/.exec(message)?.[1] ?? '', message }];
   }
 }
 

@@ -13,7 +13,8 @@ export function assertKnownKeys(options: object, known: readonly string[], prefi
   }
 }
 
-function closest(word: string, candidates: readonly string[]): string | undefined {
+/** The candidate closest to `word` (edit distance), when it is close enough to be a likely typo. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
