@@ -1,12 +1,35 @@
 /**
  * The per-request context every frontdoor middleware reads and writes: request id, matched route, the
- * path to forward, timings. One typed object on a symbol of the request, never ad-hoc properties.
+ * upstream plan, timings. One typed object on a symbol of the request, never ad-hoc properties. Reading
+ * it has no side effects: the client's request stays as the client sent it, so the app's own handlers
+ * (fall-through, fallback) see the real request.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context, Span } from '@opentelemetry/api';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
+
+/**
+ * What the upstream should get, written by the route's features instead of editing the client's request.
+ * The final handler builds the upstream request from it (see proxy()).
+ */
+export interface UpstreamPlan {
+  /**
+   * The normalised path (with query) to forward, set by the gateway after matching so the upstream sees
+   * exactly the path the route's policies were applied to. Unset, proxy() works it out from the request.
+   */
+  url?: string;
+  /**
+   * Headers the gateway sets upstream (identity, later transforms). They are set after the client's
+   * hop-by-hop and identity headers are removed, so a client cannot strip them by naming them in `Connection`.
+   */
+  setHeaders: Record<string, string>;
+  /** Client headers that are not forwarded (credentials with `forwardAuthorization: false`, transforms). */
+  removeHeaders: Set<string>;
+  /** Query parameters that are not forwarded (an API key passed in the query); the rest stays byte for byte. */
+  removeQuery: Set<string>;
+}
 
 export interface RequestContext {
   /** The request id: the client's `X-Request-Id` when short and safe, otherwise generated. */
@@ -15,18 +38,14 @@ export interface RequestContext {
   startedAt: number;
   /** Name of the gateway route that matched, if any. */
   route?: string;
-  /**
-   * The normalised path (with query) to forward, set by the gateway after matching so the upstream sees
-   * exactly the path the route's policies were applied to.
-   */
+  /** What the upstream should get; see upstreamPlan(). */
+  plan?: UpstreamPlan;
+  /** @deprecated Transitional, read by proxy() until every feature writes `plan.url`. */
   forwardUrl?: string;
+  /** @deprecated Transitional, read by proxy() until every feature writes `plan.setHeaders`. */
+  upstreamHeaders?: Record<string, string>;
   /** Target URL (href) of the upstream the last attempt went to. */
   upstream?: string;
-  /**
-   * Headers the gateway adds to the upstream request (identity, later transforms). proxy() sets them
-   * after removing hop-by-hop headers, so a client cannot strip them by naming them in `Connection`.
-   */
-  upstreamHeaders?: Record<string, string>;
   /** The SERVER span of the request, when trace() runs. */
   span?: Span;
   /** The OpenTelemetry context holding `span`: parent of upstream CLIENT spans. */
@@ -49,8 +68,8 @@ export function isSafeRequestId(value: unknown): value is string {
 }
 
 /**
- * Returns the request's context, creating it on first use: the request id is chosen, set on the
- * response and on the request headers (so it is forwarded upstream).
+ * Returns the request's context, creating it on first use: the request id is chosen and set on the
+ * response (proxy() forwards it upstream).
  */
 export function getContext(req: IncomingMessage, res?: ServerResponse): RequestContext {
   const withContext = req as WithContext;
@@ -58,7 +77,6 @@ export function getContext(req: IncomingMessage, res?: ServerResponse): RequestC
   if (context) return context;
   const offered = req.headers[REQUEST_ID_HEADER];
   const requestId = isSafeRequestId(offered) ? offered : randomUUID();
-  req.headers[REQUEST_ID_HEADER] = requestId;
   if (res && !res.headersSent) res.setHeader('X-Request-Id', requestId);
   context = { requestId, startedAt: performance.now() };
   withContext[CONTEXT] = context;
@@ -79,4 +97,10 @@ export function onResponseClose(context: RequestContext, res: ServerResponse, ha
   res.once('close', function runCloseHandlers() {
     for (const run of handlers) run();
   });
+}
+
+/** The request's upstream plan, created empty on first use. */
+export function upstreamPlan(context: RequestContext): UpstreamPlan {
+  context.plan ??= { setHeaders: {}, removeHeaders: new Set(), removeQuery: new Set() };
+  return context.plan;
 }

@@ -2,7 +2,7 @@
  * Request headers as the upstream should see them: hop-by-hop headers removed, X-Forwarded-* set
  * according to Express's `trust proxy` (never taken blindly from an untrusted client).
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 
 /**
@@ -42,9 +42,12 @@ function expressAppOf(req: IncomingMessage): AppLike | undefined {
   return listeners.find((listener): listener is AppLike => typeof (listener as AppLike).get === 'function' && typeof (listener as { handle?: unknown }).handle === 'function');
 }
 
-/** Rewrites `req.headers` in place into what the upstream receives. */
-export function prepareForwardHeaders(req: IncomingMessage, options: ForwardingOptions): void {
-  const headers = req.headers;
+/**
+ * The client's headers as the upstream should receive them, as a new object: the client's request is
+ * left as it was sent (the app's own handlers may still see it).
+ */
+export function forwardHeaders(req: IncomingMessage, options: ForwardingOptions): IncomingHttpHeaders {
+  const headers: IncomingHttpHeaders = { ...req.headers };
   const connection = headers.connection;
   for (const name of HOP_BY_HOP) {
     if (options.websocket && (name === 'connection' || name === 'upgrade')) continue;
@@ -59,11 +62,11 @@ export function prepareForwardHeaders(req: IncomingMessage, options: ForwardingO
       delete headers[name];
     }
   }
-  if (options.xForwarded) setForwardedFor(req);
+  if (options.xForwarded) setForwardedFor(req, headers);
+  return headers;
 }
 
-function setForwardedFor(req: IncomingMessage): void {
-  const headers = req.headers;
+function setForwardedFor(req: IncomingMessage, headers: IncomingHttpHeaders): void {
   const remote = req.socket.remoteAddress ?? '';
   const trusted = remote !== '' && trustFunctionOf(req)(remote, 0);
   const encrypted = Boolean((req.socket as TLSSocket).encrypted);

@@ -11,10 +11,12 @@ import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Plugin } from 'http-proxy-middleware';
-import { getContext, REQUEST_ID_HEADER } from '../lib/context';
+import type { IncomingHttpHeaders } from 'node:http';
+import { getContext, REQUEST_ID_HEADER, RequestContext } from '../lib/context';
+import { withoutQueryParameters } from '../lib/query';
 import { Duration, parseDuration } from '../lib/duration';
 import { ConfigError, GatewayError } from '../lib/errors';
-import { prepareForwardHeaders, scrubResponseHeaders } from '../lib/forwarding-headers';
+import { forwardHeaders, scrubResponseHeaders } from '../lib/forwarding-headers';
 import { assertKnownKeys, nonNegativeInteger } from '../lib/options';
 import { normaliseTarget, PathOptions } from '../lib/path';
 import { stripIdentityHeaders } from '../lib/auth-headers';
@@ -79,6 +81,10 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
 /** Where a request stands with the upstream; one per proxied request, on a symbol of the request. */
 interface Exchange {
+  /** Path and query sent upstream. */
+  url: string;
+  /** Headers sent upstream: the client's, without hop-by-hop and forged identity headers, plus the plan's. */
+  headers: IncomingHttpHeaders;
   target: UpstreamTarget;
   /** The current attempt is the one trial the pool lets through to an ejected target. */
   trial: boolean;
@@ -229,6 +235,12 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     exchange.attemptStartedAt = performance.now();
     exchange.span = context.span ? startUpstreamSpan(req, target.url, req.method ?? 'GET', exchange.attempt) : undefined;
     exchange.timer = responseTimeout > 0 ? setTimeout(onResponseTimeout, responseTimeout, req, res, exchange) : undefined;
+    // http-proxy builds the upstream request from req.url and req.headers, synchronously inside web(): they
+    // carry the plan for that call only, and the client's request is back as it was sent right after.
+    const clientUrl = req.url;
+    const clientHeaders = req.headers;
+    req.url = exchange.url;
+    req.headers = exchange.headers;
     try {
       server.web(req, res, {
         ...baseOptions,
@@ -241,6 +253,9 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       attemptFailed(req, exchange, 'invalid_request');
       pool.release(target, exchange.trial);
       fail(req, res, exchange.next, new GatewayError(502, 'ERR_UPSTREAM_UNAVAILABLE', { detail: 'The request could not be sent to the upstream.', cause: err }));
+    } finally {
+      req.url = clientUrl;
+      req.headers = clientHeaders;
     }
   }
 
@@ -295,13 +310,8 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
   const middleware = function proxyMiddleware(req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void {
     const request = req as ProxiedRequest;
     const context = getContext(req, res);
-    let url = context.forwardUrl;
-    if (url === undefined) {
-      const target = normaliseTarget(stripPath ? req.url ?? '/' : request.originalUrl ?? req.url ?? '/', pathOptions);
-      if (!target.ok) return fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: target.reason }));
-      url = target.path + target.search;
-    }
-    if (rewrite) url = rewrite(url, req);
+    const url = forwardUrl(req, context, stripPath ? req.url ?? '/' : request.originalUrl ?? req.url ?? '/');
+    if (typeof url !== 'string') return fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: url.refused }));
 
     let body: Buffer | undefined;
     try {
@@ -312,18 +322,16 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     const target = pool.pick(req);
     if (!target) return fail(req, res, next, noHealthyUpstream(pool));
 
-    prepareForwardHeaders(req, { websocket: false, xForwarded });
-    // The gateway's own headers are set after the client's copies (and what its Connection named) are gone.
-    stripIdentityHeaders(req.headers);
-    req.headers[REQUEST_ID_HEADER] = context.requestId;
-    if (context.upstreamHeaders) Object.assign(req.headers, context.upstreamHeaders);
+    const headers = upstreamHeaders(req, context, false);
     if (body) {
-      req.headers['content-length'] = String(body.length);
-      delete req.headers['transfer-encoding'];
-      delete req.headers['content-encoding'];
+      headers['content-length'] = String(body.length);
+      delete headers['transfer-encoding'];
+      delete headers['content-encoding'];
     }
-    const hasBody = body !== undefined || req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    const hasBody = body !== undefined || headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0;
     const exchange: Exchange = {
+      url,
+      headers,
       target,
       trial: target.state === 'ejected',
       tried: undefined,
@@ -352,7 +360,6 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
         }
       }
     });
-    req.url = url;
     dispatch(request, res, exchange);
   } as ProxyMiddleware;
 
@@ -363,31 +370,63 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       return;
     }
     const context = getContext(req);
-    let url = context.forwardUrl;
-    if (url === undefined) {
-      const target = normaliseTarget(req.url ?? '/', pathOptions);
-      if (!target.ok) return rejectUpgrade(socket, 400, 'Bad Request');
-      url = target.path + target.search;
-    }
-    if (rewrite) url = rewrite(url, req);
+    const url = forwardUrl(req, context, req.url ?? '/');
+    if (typeof url !== 'string') return rejectUpgrade(socket, 400, 'Bad Request');
     const target = pool.pick(req);
     if (!target) return rejectUpgrade(socket, 503, 'Service Unavailable');
     const trial = target.state === 'ejected';
-    prepareForwardHeaders(req, { websocket: true, xForwarded });
-    stripIdentityHeaders(req.headers);
-    req.headers[REQUEST_ID_HEADER] = context.requestId;
-    if (context.upstreamHeaders) Object.assign(req.headers, context.upstreamHeaders);
+    // As for requests: the plan is on req only while http-proxy builds the upstream request.
+    const clientUrl = req.url;
+    const clientHeaders = req.headers;
     req.url = url;
-    server.ws(req, socket, head, {
-      ...baseOptions,
-      agent: false,
-      target: proxyTargets.get(target) as never,
-      ssl: target.url.protocol === 'https:' ? (options.tls as never) : undefined,
-    }, ((err: NodeJS.ErrnoException) => {
-      noteFailure(req, target, trial);
-      if (!socket.destroyed) rejectUpgrade(socket, attemptError(err).gatewayError.status, 'Bad Gateway');
-    }) as never);
+    req.headers = upstreamHeaders(req, context, true);
+    try {
+      server.ws(req, socket, head, {
+        ...baseOptions,
+        agent: false,
+        target: proxyTargets.get(target) as never,
+        ssl: target.url.protocol === 'https:' ? (options.tls as never) : undefined,
+      }, ((err: NodeJS.ErrnoException) => {
+        noteFailure(req, target, trial);
+        if (!socket.destroyed) rejectUpgrade(socket, attemptError(err).gatewayError.status, 'Bad Gateway');
+      }) as never);
+    } finally {
+      req.url = clientUrl;
+      req.headers = clientHeaders;
+    }
   };
+
+  /**
+   * The path and query to send: the plan's (the gateway's matched path), or the request's own, normalised;
+   * without the plan's removed query parameters, then through `pathRewrite`; or why the path is refused.
+   */
+  function forwardUrl(req: IncomingMessage, context: RequestContext, own: string): string | { refused: string } {
+    let url = context.plan?.url ?? context.forwardUrl;
+    if (url === undefined) {
+      const target = normaliseTarget(own, pathOptions);
+      if (!target.ok) return { refused: target.reason };
+      url = target.path + target.search;
+    }
+    if (context.plan?.removeQuery.size) url = withoutQueryParameters(url, context.plan.removeQuery);
+    return rewrite ? rewrite(url, req) : url;
+  }
+
+  /**
+   * The upstream's headers: the client's without hop-by-hop headers, forged identity headers and what the
+   * plan removes, then the gateway's own (the plan's, the request id), so a client cannot strip them.
+   */
+  function upstreamHeaders(req: IncomingMessage, context: RequestContext, websocket: boolean): IncomingHttpHeaders {
+    const headers = forwardHeaders(req, { websocket, xForwarded });
+    stripIdentityHeaders(headers);
+    const plan = context.plan;
+    if (plan) {
+      for (const name of plan.removeHeaders) delete headers[name];
+      Object.assign(headers, plan.setHeaders);
+    }
+    if (context.upstreamHeaders) Object.assign(headers, context.upstreamHeaders);
+    headers[REQUEST_ID_HEADER] = context.requestId;
+    return headers;
+  }
 
   middleware.close = async function closeProxy(): Promise<void> {
     server.close();
