@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERROR_TITLES, GatewayError } from './errors';
 import { getContext } from './context';
 import { recordProblem } from './telemetry';
+import { consoleLogger } from './log';
 
 /** Base of the problem `type` URIs: each code has a heading in docs/errors.md. */
 export const PROBLEM_TYPE_BASE = 'https://github.com/frontdoor-gateway/frontdoor/blob/main/docs/errors.md#';
@@ -53,6 +54,11 @@ export function sendProblem(req: IncomingMessage, res: ServerResponse, err: unkn
   const body = JSON.stringify(problemDocument(req, error));
   const context = getContext(req, res);
   context.errorCode = error.code;
+  // A 500 is the gateway's own failure (a throwing access rule, an unforwardable body): the client gets a
+  // generic problem, so the operator must get the cause, or nobody ever sees it.
+  if (error.status === 500 && error.cause !== undefined) {
+    consoleLogger.error(`frontdoor: ${error.code} answering ${req.method} ${((req as { originalUrl?: string }).originalUrl ?? req.url ?? '/').split('?')[0]} (request id ${context.requestId}):`, error.cause);
+  }
   recordProblem(req, error);
   res.statusCode = error.status;
   res.setHeader('Content-Type', 'application/problem+json');

@@ -1,17 +1,18 @@
 /**
- * problemHandler(): an error-handling middleware that answers frontdoor's errors, and body-parser
- * rejections (malformed JSON, too large), as RFC 9457 problem+json. Mount it after middlewares used
- * with `onError: 'next'`, or after express.json() in front of a standalone proxy(). Other errors
- * go on to the app's own error handler.
+ * problemHandler(): an error-handling middleware that answers every error as RFC 9457 problem+json:
+ * frontdoor's own errors, body-parser rejections (malformed JSON, too large) with their 4xx, and any other
+ * error as a generic 500 whose cause is logged, never shown. Mount it last, after middlewares used with
+ * `onError: 'next'` and after your routes; an error handler of your own mounted before it still sees
+ * errors first.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { GatewayError, fromBodyParserError } from '../lib/errors';
+import { fromBodyParserError, GatewayError } from '../lib/errors';
 import { sendProblem } from '../lib/problem';
 
 export function problemHandler(): (err: unknown, req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
   return function problemHandlerMiddleware(err, req, res, next) {
-    const error = err instanceof GatewayError ? err : fromBodyParserError(err);
-    if (!error) return next(err);
-    sendProblem(req, res, error);
+    // Express's own handler would render an HTML page; once the response has started only it can end it.
+    if (res.headersSent) return next(err);
+    sendProblem(req, res, err instanceof GatewayError ? err : fromBodyParserError(err) ?? err);
   };
 }
