@@ -8,6 +8,7 @@ export { gateway } from './middleware/gateway';
 export type { Gateway, GatewayOptions, RouteOptions, RouteUpstreamOptions } from './middleware/gateway';
 export { requestId } from './middleware/request-id';
 export { problemHandler } from './middleware/problem-handler';
+export { keepRawBody } from './lib/request-body';
 export { loadConfig } from './lib/config-file';
 export { GatewayError, ConfigError } from './lib/errors';
 export type { GatewayErrorCode } from './lib/errors';

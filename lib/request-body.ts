@@ -1,31 +1,54 @@
 /**
- * Request bodies that a body parser (express.json(), urlencoded(), text(), raw()) already consumed
- * are re-serialised so the upstream still receives them, with a correct Content-Length.
+ * Request bodies that a body parser (express.json(), urlencoded(), text(), raw()) already consumed before
+ * the proxy. The bytes the client sent are forwarded when they were kept (keepRawBody as the parser's
+ * `verify`); otherwise the parsed body is re-serialised, which can change it, and the proxy says so once.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { stringify } from 'node:querystring';
 import { GatewayError } from './errors';
+
+const RAW_BODY = Symbol.for('frontdoor.rawBody');
+type WithRawBody = IncomingMessage & { [RAW_BODY]?: Buffer };
+
+/**
+ * Keeps the bytes a body parser read, so the gateway forwards them unchanged: pass it as the parser's
+ * `verify` option. Big numbers, decimal amounts, duplicate keys and signed payloads (webhooks) arrive as sent.
+ *
+ * @example
+ * app.use(express.json({ verify: keepRawBody }), express.urlencoded({ extended: false, verify: keepRawBody }));
+ */
+export function keepRawBody(req: IncomingMessage, _res: ServerResponse, buffer: Buffer): void {
+  (req as WithRawBody)[RAW_BODY] = buffer;
+}
+
+export interface ConsumedBody {
+  bytes: Buffer;
+  /** The bytes are a re-serialisation of the parsed body, not what the client sent. */
+  reserialised: boolean;
+}
 
 /**
  * Returns the bytes to forward when the request stream was already read by a body parser, or
  * undefined when the stream is untouched (then it is piped as is, never buffered).
  */
-export function consumedBody(req: IncomingMessage): Buffer | undefined {
+export function consumedBody(req: IncomingMessage): ConsumedBody | undefined {
   // A parser that read the stream leaves it ended; one that skipped the request leaves it untouched.
   if (!req.readableEnded) return undefined;
-  const body = (req as { body?: unknown }).body;
   const hadBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
   if (!hadBody) return undefined;
-  if (Buffer.isBuffer(body)) return body;
-  if (typeof body === 'string') return Buffer.from(body);
+  const raw = (req as WithRawBody)[RAW_BODY];
+  if (raw) return { bytes: raw, reserialised: false };
+  const body = (req as { body?: unknown }).body;
+  if (Buffer.isBuffer(body)) return { bytes: body, reserialised: false };
+  if (typeof body === 'string') return { bytes: Buffer.from(body), reserialised: false };
   const type = String(req.headers['content-type'] ?? '').toLowerCase();
-  if (body !== undefined && (type.includes('/json') || type.includes('+json'))) return Buffer.from(serialiseJson(body));
+  if (body !== undefined && (type.includes('/json') || type.includes('+json'))) return { bytes: Buffer.from(serialiseJson(body)), reserialised: true };
   if (body !== null && typeof body === 'object' && type.includes('application/x-www-form-urlencoded')) {
-    return Buffer.from(stringify(body as Record<string, string>));
+    return { bytes: Buffer.from(stringify(body as Record<string, string>)), reserialised: true };
   }
   throw new GatewayError(500, 'ERR_BODY_NOT_FORWARDABLE', {
     detail: 'The request body was consumed before the gateway and cannot be forwarded.',
-    cause: new Error(`A middleware mounted before the proxy read the ${type || 'untyped'} request body. Mount frontdoor before it, or use express.json()/urlencoded()/text()/raw().`),
+    cause: new Error(`A middleware mounted before the proxy read the ${type || 'untyped'} request body. Mount frontdoor before it, or use express.json()/urlencoded()/text()/raw() with { verify: keepRawBody }.`),
   });
 }
 

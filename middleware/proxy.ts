@@ -23,6 +23,7 @@ import { stripIdentityHeaders } from '../lib/auth-headers';
 import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
 import { sendProblem } from '../lib/problem';
 import { consumedBody } from '../lib/request-body';
+import { consoleLogger } from '../lib/log';
 import type { Span } from '@opentelemetry/api';
 import { endUpstreamSpan, spanEvent, startUpstreamSpan } from '../lib/telemetry';
 import { attemptError, connectTimeoutError, responseTimeoutError, isClientGone } from '../lib/upstream-errors';
@@ -145,6 +146,8 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
   const changeOrigin = options.preserveHost !== true;
   const websockets = options.ws === true;
   const pathOptions: PathOptions = { semicolons: options.allowSemicolons === true };
+  /** Re-serialised bodies are reported once per proxy (once per route in a gateway). */
+  let warnedReserialised = false;
 
   const pool = new UpstreamPool(options, optionPrefix);
   const proxyTargets = new Map<UpstreamTarget, ProxyTarget>(pool.targets.map((target) => [target, toProxyTarget(target.url)]));
@@ -315,7 +318,12 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
 
     let body: Buffer | undefined;
     try {
-      body = consumedBody(req);
+      const consumed = consumedBody(req);
+      body = consumed?.bytes;
+      if (consumed?.reserialised && !warnedReserialised) {
+        warnedReserialised = true;
+        consoleLogger.warn(`frontdoor: a body parser read the request body before the proxy${context.route ? ` of route "${context.route}"` : ''}, so the body is re-serialised and may differ from what the client sent (big numbers, decimals, duplicate keys, form arrays, signatures). Mount the gateway before express.json()/urlencoded(), or pass { verify: keepRawBody } to them (docs/proxy.md#bodies).`);
+      }
     } catch (err) {
       return fail(req, res, next, err);
     }
