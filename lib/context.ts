@@ -38,6 +38,8 @@ export interface RequestContext {
   startedAt: number;
   /** Name of the gateway route that matched, if any. */
   route?: string;
+  /** Values of the matched route's `:name` segments (`/users/:id` → `{ id: '7' }`), percent-decoded. */
+  params?: Record<string, string>;
   /** What the upstream should get; see upstreamPlan(). */
   plan?: UpstreamPlan;
   /** @deprecated Transitional, read by proxy() until every feature writes `plan.url`. */

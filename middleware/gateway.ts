@@ -12,11 +12,13 @@ import type { Duplex } from 'node:stream';
 import { getContext } from '../lib/context';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
-import { dropSegments, normalisePath, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
+import { dropSegments, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
 import { FeatureParts, Middleware, PHASES, UpgradeHandler } from '../lib/pipeline';
 import type { ErrorMode } from '../lib/pipeline';
 import { sendProblem } from '../lib/problem';
 import { SharedParts } from '../lib/scope';
+import { compileRoutePath, matchesSegments, paramsOf, RoutePath } from '../lib/route-path';
+import { consoleLogger } from '../lib/log';
 import { refuseUpgrade, serveUpgradeAsHttp, serverOf, upgradeResponse } from '../lib/upgrade';
 import { GATEWAY_FEATURES, GatewayFeatureOptions, ROUTE_FEATURES, RouteFeatureOptions } from './features';
 
@@ -53,8 +55,10 @@ export interface GatewayOptions extends GatewayFeatureOptions {
 
 interface CompiledRoute {
   name: string;
-  /** Prefix as matched: no trailing slash ('' for the root route), lower-cased unless case-sensitive. */
+  /** The literal part of the path before any `:name` segment, as matched: lower-cased unless case-sensitive. */
   prefix: string;
+  /** The compiled path: segments, parameters. */
+  path: RoutePath;
   methods: Set<string> | undefined;
   hosts: Array<(hostname: string) => boolean> | undefined;
   /** Segments in the prefix, dropped from the forwarded path by `stripPath`. */
@@ -151,8 +155,8 @@ export function gateway(options: GatewayOptions): Gateway {
   }
   const pools = routes.flatMap((route) => route.parts.flatMap((part) => (part.pool ? [part.pool] : [])));
   for (const observer of observers) observer.watchPools?.(pools);
-  // Longest prefix first: the first route that matches is the most specific.
-  routes.sort((a, b) => b.prefix.length - a.prefix.length);
+  // Most specific first: the deepest path, then literal segments before parameters, then the longest literal prefix.
+  routes.sort((a, b) => b.segments - a.segments || b.path.literals - a.path.literals || b.prefix.length - a.prefix.length);
   const seen = new Map<string, string>();
   for (const route of routes) {
     const twin = seen.get(route.key);
@@ -170,7 +174,9 @@ export function gateway(options: GatewayOptions): Gateway {
     for (const route of routes) {
       const { prefix } = route;
       if (!candidate.startsWith(prefix)) continue;
-      if (candidate.length !== prefix.length && candidate.charCodeAt(prefix.length) !== 47 /* '/' */) continue;
+      if (route.path.hasParams) {
+        if (!matchesSegments(candidate, route.path)) continue;
+      } else if (candidate.length !== prefix.length && candidate.charCodeAt(prefix.length) !== 47 /* '/' */) continue;
       if (route.methods && !route.methods.has(method)) continue;
       if (route.hosts) {
         hostname ??= hostnameOf(req);
@@ -180,6 +186,21 @@ export function gateway(options: GatewayOptions): Gateway {
       return route;
     }
     return undefined;
+  }
+
+  /**
+   * Route paths are relative to where the gateway is mounted: under `app.use('/api', gw)`, the route
+   * `/api/orders` matches `/api/api/orders`. Said once, on the first request that shows the mount path.
+   */
+  let mountChecked = false;
+  function warnAboutMountPath(mountPath: string): void {
+    mountChecked = true;
+    const mount = caseSensitive ? mountPath : mountPath.toLowerCase();
+    for (const route of routes) {
+      if (route.prefix === mount || route.prefix.startsWith(`${mount}/`)) {
+        consoleLogger.warn(`frontdoor: route "${route.name}" starts with the gateway's mount path "${mountPath}". Route paths are relative to the mount path, so it matches ${mountPath}${route.prefix || '/'}; write it as "${route.prefix.slice(mount.length) || '/'}" (docs/gateway.md#matching).`);
+      }
+    }
   }
 
   /** The route a (normalised or refused) target concerns; a refused path is matched as a lenient upstream would read it. */
@@ -204,7 +225,10 @@ export function gateway(options: GatewayOptions): Gateway {
       const refuse = () => fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: target.reason }));
       return runPipeline(observe, req, res, refuse);
     }
-    context.forwardUrl = forwardPath(route, target.path, mountPathOf(req)) + target.search;
+    const mountPath = mountPathOf(req);
+    if (mountPath !== '' && !mountChecked) warnAboutMountPath(mountPath);
+    if (route.path.hasParams) context.params = paramsOf(target.match ?? target.path, route.path);
+    context.forwardUrl = forwardPath(route, target.path, mountPath) + target.search;
     runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : fail(req, res, next, err)));
   } as Gateway;
 
@@ -227,6 +251,7 @@ export function gateway(options: GatewayOptions): Gateway {
       refuseUpgrade(req, socket, new GatewayError(400, 'ERR_BAD_PATH', { detail: target.reason }));
       return true;
     }
+    if (route.path.hasParams) context.params = paramsOf(target.match ?? target.path, route.path);
     context.forwardUrl = forwardPath(route, target.path, '') + target.search;
     // The policies answer on a response bound to the socket; once they pass, the socket goes to the proxy.
     const answer = upgradeResponse(req, socket);
@@ -273,12 +298,7 @@ export function gateway(options: GatewayOptions): Gateway {
 function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean, gatewayOptions: Record<string, unknown>, shared: SharedParts, routes: CompiledRoute[]): CompiledRoute {
   if (!route || typeof route !== 'object') throw new ConfigError(`"${prefix.slice(0, -1)}" must be an object like { path: '/api/orders', upstream: 'http://127.0.0.1:4001' }.`);
   assertKnownKeys(route, ROUTE_KEYS, prefix);
-  if (typeof route.path !== 'string' || !route.path.startsWith('/')) {
-    throw new ConfigError(`"${prefix}path" must be a path starting with "/"; received ${JSON.stringify(route.path)}.`);
-  }
-  const normalised = normalisePath(route.path);
-  if (!normalised.ok) throw new ConfigError(`"${prefix}path" is not a normalised path: ${normalised.reason}`);
-  const pathPrefix = normalised.path.replace(/\/+$/, '');
+  const path = compileRoutePath(route.path, `${prefix}path`, caseSensitive);
   const methods = route.methods === undefined ? undefined : compileMethods(route.methods, `${prefix}methods`);
   const hosts = route.host === undefined ? undefined : compileHosts(route.host, `${prefix}host`);
   const values = route as unknown as Record<string, unknown>;
@@ -294,8 +314,9 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
 
   const compiled: CompiledRoute = {
     name: route.name ?? route.path,
-    prefix: caseSensitive ? pathPrefix : pathPrefix.toLowerCase(),
-    segments: pathPrefix === '' ? 0 : pathPrefix.split('/').length - 1,
+    prefix: path.literalPrefix,
+    path,
+    segments: path.segments.length,
     methods,
     hosts,
     stripPath: route.stripPath === true,
@@ -303,7 +324,7 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
     upgradePolicies: [],
     upgrade: undefined,
     parts: [],
-    key: `${pathPrefix} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
+    key: `${path.shape} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
   };
   routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build
   const scope = { optionPrefix: prefix, routeName: compiled.name, methods: methods ? [...methods].sort() : undefined, route: values, gateway: gatewayOptions, shared };
