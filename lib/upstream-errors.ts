@@ -15,7 +15,7 @@ const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 export interface AttemptError {
   gatewayError: GatewayError;
-  /** Another target may be tried (for idempotent requests). */
+  /** Another target may be tried: for any request when the connection never opened, else for idempotent ones. */
   retriable: boolean;
   /** The connection was reset (rather than refused). */
   reset: boolean;

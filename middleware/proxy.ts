@@ -8,7 +8,7 @@
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Plugin } from 'http-proxy-middleware';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -91,7 +91,16 @@ interface Exchange {
   trial: boolean;
   tried: Set<UpstreamTarget> | undefined;
   retriesLeft: number;
-  retriable: boolean;
+  /** Idempotent: may be sent again after it reached an upstream (when its body can be sent again too). */
+  idempotent: boolean;
+  /** The body is empty or buffered, so it can be sent again; a streamed body only until it starts flowing. */
+  resendable: boolean;
+  /** A streamed request body: piped into each attempt's gate once that attempt's connection is open. */
+  streamed: boolean;
+  /** The gate of the current attempt (streamed bodies), opened on connect. */
+  gate: PassThrough | undefined;
+  /** The current attempt's connection opened: bytes of the request may have reached the upstream. */
+  connected: boolean;
   body: Buffer | undefined;
   proxyReq: ClientRequest | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -174,14 +183,30 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       return;
     }
     exchange.proxyReq = proxyReq;
+    // http-proxy emits 'proxyReq' from the request's 'socket' event: the socket is there, from the pool
+    // (connected) or new (connecting).
     const socket = proxyReq.socket;
-    if (socket && socket.connecting && connectTimeout > 0) {
-      const timer = setTimeout(() => proxyReq.destroy(connectTimeoutError()), connectTimeout);
-      const clear = () => clearTimeout(timer);
-      socket.once('connect', clear);
-      proxyReq.once('close', clear);
-    }
+    if (!socket?.connecting) return connected(req, exchange, proxyReq);
+    const timer = connectTimeout > 0 ? setTimeout(() => proxyReq.destroy(connectTimeoutError()), connectTimeout) : undefined;
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      connected(req, exchange, proxyReq);
+    });
+    proxyReq.once('close', () => clearTimeout(timer));
   });
+
+  /**
+   * The attempt's connection is open: from now on the upstream may receive bytes of the request. A streamed
+   * body starts flowing only now, so a refused connection leaves it unread and the request can go elsewhere.
+   */
+  function connected(req: IncomingMessage, exchange: Exchange, proxyReq: ClientRequest): void {
+    if (exchange.proxyReq !== proxyReq || exchange.done) return;
+    exchange.connected = true;
+    if (exchange.gate) {
+      exchange.resendable = false;
+      req.pipe(exchange.gate);
+    }
+  }
 
   server.on('proxyRes', function onProxyResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) {
     const exchange = (req as ProxiedRequest)[EXCHANGE];
@@ -235,6 +260,8 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     const context = getContext(req);
     context.upstream = target.href;
     exchange.proxyReq = undefined;
+    exchange.connected = false;
+    exchange.gate = exchange.streamed ? new PassThrough() : undefined;
     exchange.attemptStartedAt = performance.now();
     exchange.span = context.span ? startUpstreamSpan(req, target.url, req.method ?? 'GET', exchange.attempt) : undefined;
     exchange.timer = responseTimeout > 0 ? setTimeout(onResponseTimeout, responseTimeout, req, res, exchange) : undefined;
@@ -248,7 +275,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       server.web(req, res, {
         ...baseOptions,
         target: proxyTargets.get(target) as never,
-        buffer: exchange.body ? (Readable.from([exchange.body]) as never) : undefined,
+        buffer: (exchange.body ? Readable.from([exchange.body]) : exchange.gate) as never,
       }, onAttemptError as never);
     } catch (err) {
       // http.request() throws synchronously on request data it refuses (e.g. an invalid header value).
@@ -291,7 +318,10 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
     const error = attemptError(err);
     attemptFailed(req, exchange, err?.code === 'ERR_FRONTDOOR_RESPONSE_TIMEOUT' ? 'ERR_UPSTREAM_TIMEOUT' : err?.code === 'ERR_FRONTDOOR_CONNECT_TIMEOUT' ? 'ERR_UPSTREAM_CONNECT_TIMEOUT' : err?.code ?? 'error');
     const reusedSocket = exchange.proxyReq?.reusedSocket === true;
-    if (!res.headersSent && !exchange.responded && exchange.retriable && exchange.retriesLeft > 0 && error.retriable) {
+    // Sent again only what can be: a request whose connection never opened (nginx and Envoy retry those for every
+    // method: nothing reached the upstream), or an idempotent one whose body is still at hand.
+    const mayResend = exchange.resendable && (!exchange.connected || exchange.idempotent);
+    if (!res.headersSent && !exchange.responded && mayResend && exchange.retriesLeft > 0 && error.retriable) {
       (exchange.tried ??= new Set()).add(target);
       // A reset on a reused keep-alive socket is the classic stale-connection race: the same target may
       // be tried again when no other is left.
@@ -344,7 +374,11 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
       trial: target.state === 'ejected',
       tried: undefined,
       retriesLeft: retries,
-      retriable: IDEMPOTENT.has(req.method ?? '') && (!hasBody || body !== undefined),
+      idempotent: IDEMPOTENT.has(req.method ?? ''),
+      resendable: true,
+      streamed: hasBody && body === undefined,
+      gate: undefined,
+      connected: false,
       body,
       proxyReq: undefined,
       timer: undefined,
