@@ -31,7 +31,10 @@ export const GATEWAY_FEATURES: readonly GatewayFeatureDescriptor[] = [traceFeatu
 
 /** Route options that belong to features (the router's own are in RouteOptions). */
 export interface RouteFeatureOptions {
-  /** Where matching requests go: a URL, or targets with load balancing, health, timeouts and retries. */
+  /**
+   * Where matching requests go: a URL, the name of one of the gateway's `upstreams` (routes naming it share its
+   * pool and health), or targets with load balancing, health, timeouts and retries.
+   */
   upstream: string | RouteUpstreamOptions;
   /** Rewrites the forwarded path, e.g. `{ '^/v2/orders': '/internal/orders' }`. */
   rewrite?: PathRewrite;
@@ -55,6 +58,11 @@ export interface RouteFeatureOptions {
 
 /** Gateway options that belong to features. */
 export interface GatewayFeatureOptions {
+  /**
+   * Named upstreams, as services are in Kong and KrakenD: `{ orders: { targets: […], health: {…} } }`, used by routes
+   * as `upstream: 'orders'`. Every route naming one shares one pool: one health state, one set of keep-alive sockets.
+   */
+  upstreams?: Record<string, string | RouteUpstreamOptions>;
   /** Named authentication schemes shared by routes (`auth: 'partners'`): one key cache for all of them. */
   authSchemes?: Record<string, AuthenticateOptions>;
   /** Trace every routed request (SERVER span + upstream CLIENT spans): trace() options or `true`. */

@@ -17,7 +17,7 @@ import { withoutQueryParameters } from '../lib/query';
 import { Duration, parseDuration } from '../lib/duration';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { forwardHeaders, scrubResponseHeaders } from '../lib/forwarding-headers';
-import { assertKnownKeys, nonNegativeInteger } from '../lib/options';
+import { assertKnownKeys, closest, nonNegativeInteger } from '../lib/options';
 import { normaliseTarget, PathOptions } from '../lib/path';
 import { stripIdentityHeaders } from '../lib/auth-headers';
 import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
@@ -138,7 +138,7 @@ interface ProxyTarget {
  * app.use('/api/orders', proxy({ target: 'http://127.0.0.1:4001' }));
  * app.use('/api/catalog', proxy({ targets: [{ url: 'http://10.0.0.1:4002', weight: 95 }, { url: 'http://10.0.0.2:4002', weight: 5 }] }));
  */
-export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware {
+export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: UpstreamPool): ProxyMiddleware {
   if (!options || typeof options !== 'object') {
     throw new ConfigError(`proxy() needs options. Example: proxy({ target: 'http://127.0.0.1:4001' }).`);
   }
@@ -158,7 +158,8 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
   /** Re-serialised bodies are reported once per proxy (once per route in a gateway). */
   let warnedReserialised = false;
 
-  const pool = new UpstreamPool(options, optionPrefix);
+  // A gateway's named upstream lends its pool (one health state for every route on it); it closes it itself.
+  const pool = sharedPool ?? new UpstreamPool(options, optionPrefix);
   const proxyTargets = new Map<UpstreamTarget, ProxyTarget>(pool.targets.map((target) => [target, toProxyTarget(target.url)]));
   const baseOptions = {
     agent: pool.agent,
@@ -472,7 +473,7 @@ export function proxy(options: ProxyOptions, optionPrefix = ''): ProxyMiddleware
 
   middleware.close = async function closeProxy(): Promise<void> {
     server.close();
-    await pool.close();
+    if (!sharedPool) await pool.close();
   };
   Object.defineProperty(middleware, 'pool', { value: pool, enumerable: true });
   return middleware;
@@ -529,25 +530,66 @@ export interface RouteUpstreamOptions extends UpstreamOptions {
   retries?: number;
 }
 
+/** A gateway's named upstream: its pool, shared by the routes naming it, and its timeouts and retries. */
+interface NamedUpstream {
+  pool: UpstreamPool;
+  limits: Pick<RouteUpstreamOptions, 'connectTimeout' | 'timeout' | 'retries'>;
+}
+
+const NAMED = 'upstream';
+const UPSTREAM_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
+const UPSTREAM_KEYS = KNOWN_OPTIONS.filter((key) => !['stripPath', 'pathRewrite', 'preserveHost', 'ws', 'xForwarded', 'allowSemicolons', 'onError'].includes(key));
+
 /**
  * The route option `upstream`: the final handler that forwards to a service, with the route options
  * `rewrite`, `preserveHost`, `ws` and `xForwarded`. With `ws: true` it takes the route's upgrades, after
- * every upgrade-applying feature let them through.
+ * every upgrade-applying feature let them through. `upstream: 'orders'` names one of the gateway's
+ * `upstreams`: every route naming it shares its pool, so its health, ejections and keep-alive sockets.
  */
 export const proxyFeature: FeatureDescriptor = {
   option: 'upstream',
   reads: ['rewrite', 'preserveHost', 'ws', 'xForwarded'],
+  gatewayOptions: ['upstreams'],
   phase: 'final',
   upgrade: { apply: true },
+  prepare(gateway, shared) {
+    const upstreams = gateway.upstreams;
+    if (upstreams === undefined) return;
+    if (!upstreams || typeof upstreams !== 'object' || Array.isArray(upstreams)) throw new ConfigError(`"upstreams" must be an object of name → upstream, e.g. { orders: { targets: ['http://10.0.0.5:4001', 'http://10.0.0.6:4001'] } }.`);
+    for (const [name, value] of Object.entries(upstreams)) {
+      const option = `upstreams.${name}`;
+      if (!UPSTREAM_NAME.test(name)) throw new ConfigError(`"${option}": an upstream name starts with a letter and has letters, digits, "-" and "_" only.`);
+      const options = typeof value === 'string' ? { target: value } : (value as RouteUpstreamOptions);
+      if (!options || typeof options !== 'object') throw new ConfigError(`"${option}" must be a URL or an object with "target" or "targets".`);
+      assertKnownKeys(options, UPSTREAM_KEYS, `${option}.`);
+      const limits = { connectTimeout: options.connectTimeout, timeout: options.timeout, retries: options.retries };
+      if (limits.connectTimeout !== undefined) parseDuration(limits.connectTimeout, `${option}.connectTimeout`);
+      if (limits.timeout !== undefined) parseDuration(limits.timeout, `${option}.timeout`);
+      nonNegativeInteger(limits.retries, 0, `${option}.retries`);
+      shared.get<NamedUpstream>(NAMED, name, name, `"${option}"`, `"${option}"`, () => ({ pool: new UpstreamPool(options, `${option}.`), limits }), (named) => named.pool.close());
+    }
+  },
   build(value, scope) {
     const option = `${scope.optionPrefix}upstream`;
-    const upstream = typeof value === 'string' ? { target: value } : (value as RouteUpstreamOptions);
-    if (!upstream || typeof upstream !== 'object') throw new ConfigError(`"${option}" must be a URL or an object with "target" or "targets".`);
-    if ((upstream as ProxyOptions).onError !== undefined || (upstream as ProxyOptions).stripPath !== undefined || (upstream as ProxyOptions).pathRewrite !== undefined) {
-      throw new ConfigError(`received an unsupported option "${option}.${['onError', 'stripPath', 'pathRewrite'].find((key) => (upstream as Record<string, unknown>)[key] !== undefined)}". In a route, use the route options "onError" (on gateway()), "stripPath" and "rewrite".`);
-    }
     const route = scope.route as { rewrite?: PathRewrite; preserveHost?: boolean; ws?: boolean; xForwarded?: boolean };
-    const routeProxy = proxy({ ...upstream, pathRewrite: route.rewrite, preserveHost: route.preserveHost, ws: route.ws, xForwarded: route.xForwarded, onError: 'next' }, `${option}.`);
+    const forwarding = { pathRewrite: route.rewrite, preserveHost: route.preserveHost, ws: route.ws, xForwarded: route.xForwarded, onError: 'next' as const };
+    let routeProxy: ProxyMiddleware;
+    if (typeof value === 'string' && !value.includes('://')) {
+      const named = scope.shared.find<NamedUpstream>(NAMED, value);
+      if (!named) {
+        const names = Object.keys((scope.gateway.upstreams as object | undefined) ?? {});
+        const suggestion = closest(value, names);
+        throw new ConfigError(`"${option}" names the upstream ${JSON.stringify(value)}, which is not in "upstreams" (${names.join(', ') || 'none defined'}).${suggestion ? ` Did you mean "${suggestion}"?` : ' A URL needs its scheme: http://host:port.'}`);
+      }
+      routeProxy = proxy({ ...named.limits, ...forwarding }, `${option}.`, named.pool);
+    } else {
+      const upstream = typeof value === 'string' ? { target: value } : (value as RouteUpstreamOptions);
+      if (!upstream || typeof upstream !== 'object') throw new ConfigError(`"${option}" must be a URL, the name of one of the gateway's "upstreams", or an object with "target" or "targets".`);
+      if ((upstream as ProxyOptions).onError !== undefined || (upstream as ProxyOptions).stripPath !== undefined || (upstream as ProxyOptions).pathRewrite !== undefined) {
+        throw new ConfigError(`received an unsupported option "${option}.${['onError', 'stripPath', 'pathRewrite'].find((key) => (upstream as Record<string, unknown>)[key] !== undefined)}". In a route, use the route options "onError" (on gateway()), "stripPath" and "rewrite".`);
+      }
+      routeProxy = proxy({ ...upstream, ...forwarding }, `${option}.`);
+    }
     return { handler: routeProxy, upgrade: route.ws === true ? routeProxy.upgrade : undefined, pool: routeProxy.pool, close: () => routeProxy.close() };
   },
 };
