@@ -7,6 +7,8 @@
 export type GatewayErrorCode =
   | 'ERR_BAD_PATH'
   | 'ERR_BAD_REQUEST_BODY'
+  | 'ERR_BODY_TOO_LARGE'
+  | 'ERR_UNSUPPORTED_MEDIA_TYPE'
   | 'ERR_BODY_NOT_FORWARDABLE'
   | 'ERR_UPSTREAM_UNAVAILABLE'
   | 'ERR_UPSTREAM_CONNECT_TIMEOUT'
@@ -30,6 +32,8 @@ export type GatewayErrorCode =
 export const ERROR_TITLES: Record<GatewayErrorCode, string> = {
   ERR_BAD_PATH: 'Bad request path',
   ERR_BAD_REQUEST_BODY: 'Malformed request body',
+  ERR_BODY_TOO_LARGE: 'Request body too large',
+  ERR_UNSUPPORTED_MEDIA_TYPE: 'Unsupported request body encoding',
   ERR_BODY_NOT_FORWARDABLE: 'Request body cannot be forwarded',
   ERR_UPSTREAM_UNAVAILABLE: 'Upstream unavailable',
   ERR_UPSTREAM_CONNECT_TIMEOUT: 'Upstream connect timeout',
@@ -50,6 +54,32 @@ export const ERROR_TITLES: Record<GatewayErrorCode, string> = {
   ERR_INTERNAL: 'Internal gateway error',
 };
 
+/** The HTTP status of each code: a code means one status, everywhere. */
+export const ERROR_STATUS: Record<GatewayErrorCode, number> = {
+  ERR_BAD_PATH: 400,
+  ERR_BAD_REQUEST_BODY: 400,
+  ERR_BODY_TOO_LARGE: 413,
+  ERR_UNSUPPORTED_MEDIA_TYPE: 415,
+  ERR_BODY_NOT_FORWARDABLE: 500,
+  ERR_UPSTREAM_UNAVAILABLE: 502,
+  ERR_UPSTREAM_CONNECT_TIMEOUT: 504,
+  ERR_UPSTREAM_TIMEOUT: 504,
+  ERR_UPSTREAM_RESET: 502,
+  ERR_NO_HEALTHY_UPSTREAM: 503,
+  ERR_AUTH_MISSING: 401,
+  ERR_AUTH_TOKEN_EXPIRED: 401,
+  ERR_AUTH_TOKEN_INVALID: 401,
+  ERR_AUTH_KEY_INVALID: 401,
+  ERR_AUTH_CERT_INVALID: 401,
+  ERR_AUTH_UNAVAILABLE: 503,
+  ERR_FORBIDDEN_SCOPE: 403,
+  ERR_FORBIDDEN: 403,
+  ERR_IP_DENIED: 403,
+  ERR_RATE_LIMITED: 429,
+  ERR_RATE_LIMIT_UNAVAILABLE: 503,
+  ERR_INTERNAL: 500,
+};
+
 export interface GatewayErrorOptions {
   /** Shown to the client: say what went wrong, never secrets, stack traces or internal hostnames. */
   detail?: string;
@@ -65,8 +95,17 @@ export class GatewayError extends Error {
   readonly detail: string | undefined;
   readonly headers: Record<string, string> | undefined;
 
-  constructor(status: number, code: GatewayErrorCode, options: GatewayErrorOptions = {}) {
+  /** `new GatewayError('ERR_UPSTREAM_TIMEOUT', { detail })`: the status follows from the code (ERROR_STATUS). */
+  constructor(code: GatewayErrorCode, options?: GatewayErrorOptions);
+  /** @deprecated The status follows from the code: pass the code alone. A status that disagrees with it is a TypeError. */
+  constructor(status: number, code: GatewayErrorCode, options?: GatewayErrorOptions);
+  constructor(first: number | GatewayErrorCode, second?: GatewayErrorCode | GatewayErrorOptions, third?: GatewayErrorOptions) {
+    const code = (typeof first === 'number' ? second : first) as GatewayErrorCode;
+    const options = (typeof first === 'number' ? third : (second as GatewayErrorOptions | undefined)) ?? {};
     super(options.detail ?? ERROR_TITLES[code], options.cause === undefined ? undefined : { cause: options.cause });
+    const status = ERROR_STATUS[code];
+    if (status === undefined) throw new TypeError(`Unknown GatewayError code ${JSON.stringify(code)}.`);
+    if (typeof first === 'number' && first !== status) throw new TypeError(`${code} is a ${status}, not a ${first}.`);
     this.name = 'GatewayError';
     this.status = status;
     this.code = code;
@@ -103,15 +142,16 @@ export function fromBodyParserError(err: unknown): GatewayError | undefined {
   if (!err || typeof err !== 'object') return undefined;
   const { type, status } = err as { type?: unknown; status?: unknown };
   if (typeof type !== 'string' || typeof status !== 'number' || status < 400 || status > 499) return undefined;
-  const details: Record<string, [number, GatewayErrorCode, string]> = {
-    'entity.parse.failed': [400, 'ERR_BAD_REQUEST_BODY', 'The request body could not be parsed.'],
-    'entity.too.large': [413, 'ERR_BAD_REQUEST_BODY', 'The request body is too large.'],
-    'encoding.unsupported': [415, 'ERR_BAD_REQUEST_BODY', 'The request body encoding is not supported.'],
-    'charset.unsupported': [415, 'ERR_BAD_REQUEST_BODY', 'The request body charset is not supported.'],
-    'request.size.invalid': [400, 'ERR_BAD_REQUEST_BODY', 'The request body length does not match Content-Length.'],
-    'request.aborted': [400, 'ERR_BAD_REQUEST_BODY', 'The request body was not received completely.'],
+  const details: Record<string, [GatewayErrorCode, string]> = {
+    'entity.parse.failed': ['ERR_BAD_REQUEST_BODY', 'The request body could not be parsed.'],
+    'entity.too.large': ['ERR_BODY_TOO_LARGE', 'The request body is too large.'],
+    'encoding.unsupported': ['ERR_UNSUPPORTED_MEDIA_TYPE', 'The request body encoding is not supported.'],
+    'charset.unsupported': ['ERR_UNSUPPORTED_MEDIA_TYPE', 'The request body charset is not supported.'],
+    'request.size.invalid': ['ERR_BAD_REQUEST_BODY', 'The request body length does not match Content-Length.'],
+    'request.aborted': ['ERR_BAD_REQUEST_BODY', 'The request body was not received completely.'],
   };
   const known = details[type];
-  if (known) return new GatewayError(known[0], known[1], { detail: known[2], cause: err });
-  return new GatewayError(status, 'ERR_BAD_REQUEST_BODY', { detail: 'The request body was rejected.', cause: err });
+  if (known) return new GatewayError(known[0], { detail: known[1], cause: err });
+  const code = status === 413 ? 'ERR_BODY_TOO_LARGE' : status === 415 ? 'ERR_UNSUPPORTED_MEDIA_TYPE' : 'ERR_BAD_REQUEST_BODY';
+  return new GatewayError(code, { detail: 'The request body was rejected.', cause: err });
 }

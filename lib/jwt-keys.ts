@@ -121,7 +121,7 @@ export function createKeyResolver(
           // Unknown kid (also while refetching is cooling down): the token's problem. A JWKS endpoint
           // that is down or slow: ours, answered 503 rather than blaming the token.
           if (err instanceof jose.errors.JWKSNoMatchingKey || err instanceof jose.errors.JWKSMultipleMatchingKeys) done(new TokenRejected('no matching key'));
-          else done(new GatewayError(503, 'ERR_AUTH_UNAVAILABLE', { detail: 'The signing keys could not be fetched. Try again later.', cause: err, headers: { 'Retry-After': '5' } }));
+          else done(new GatewayError('ERR_AUTH_UNAVAILABLE', { detail: 'The signing keys could not be fetched. Try again later.', cause: err, headers: { 'Retry-After': '5' } }));
         },
       );
     },

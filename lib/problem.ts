@@ -1,14 +1,20 @@
 /**
  * Renders errors as RFC 9457 `application/problem+json` — the one error format of the gateway.
  */
+import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ERROR_TITLES, GatewayError } from './errors';
+import { GatewayError } from './errors';
 import { getContext } from './context';
 import { recordProblem } from './telemetry';
 import { consoleLogger } from './log';
 
-/** Base of the problem `type` URIs: each code has a heading in docs/errors.md. */
-export const PROBLEM_TYPE_BASE = 'https://github.com/frontdoor-gateway/frontdoor/blob/main/docs/errors.md#';
+/**
+ * The problem `type`. RFC 9457's `about:blank` says "the status is the meaning": frontdoor owns no address
+ * a type URI could point at, and a URI that dereferences to nothing would be a promise it cannot keep. The
+ * error is identified by the `code` member instead (each code has a heading in docs/errors.md), and `title`
+ * is the status phrase, as the RFC asks with `about:blank` (and as Spring's ProblemDetail does).
+ */
+const PROBLEM_TYPE = 'about:blank';
 
 export interface ProblemDocument {
   type: string;
@@ -23,15 +29,15 @@ export interface ProblemDocument {
 /** Anything thrown that is not a GatewayError becomes a 500 without leaking its message. */
 export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
-  return new GatewayError(500, 'ERR_INTERNAL', { detail: 'The gateway failed to handle the request.', cause: err });
+  return new GatewayError('ERR_INTERNAL', { detail: 'The gateway failed to handle the request.', cause: err });
 }
 
 export function problemDocument(req: IncomingMessage, error: GatewayError): ProblemDocument {
   const { requestId } = getContext(req);
   const path = ((req as { originalUrl?: string }).originalUrl ?? req.url ?? '/').split('?')[0];
   return {
-    type: PROBLEM_TYPE_BASE + error.code.toLowerCase(),
-    title: ERROR_TITLES[error.code],
+    type: PROBLEM_TYPE,
+    title: STATUS_CODES[error.status] ?? 'Error',
     status: error.status,
     ...(error.detail ? { detail: error.detail } : {}),
     instance: path,

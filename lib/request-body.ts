@@ -46,7 +46,7 @@ export function consumedBody(req: IncomingMessage): ConsumedBody | undefined {
   if (body !== null && typeof body === 'object' && type.includes('application/x-www-form-urlencoded')) {
     return { bytes: Buffer.from(stringify(body as Record<string, string>)), reserialised: true };
   }
-  throw new GatewayError(500, 'ERR_BODY_NOT_FORWARDABLE', {
+  throw new GatewayError('ERR_BODY_NOT_FORWARDABLE', {
     detail: 'The request body was consumed before the gateway and cannot be forwarded.',
     cause: new Error(`A middleware mounted before the proxy read the ${type || 'untyped'} request body. Mount frontdoor before it, or use express.json()/urlencoded()/text()/raw() with { verify: keepRawBody }.`),
   });
@@ -58,6 +58,6 @@ function serialiseJson(body: unknown): string {
     return JSON.stringify(body);
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
-    throw new GatewayError(400, 'ERR_BAD_REQUEST_BODY', { detail: 'The JSON body is nested too deeply.', cause: err });
+    throw new GatewayError('ERR_BAD_REQUEST_BODY', { detail: 'The JSON body is nested too deeply.', cause: err });
   }
 }

@@ -58,9 +58,9 @@ export function serverOf(socket: Duplex): Server | undefined {
 export function serveUpgradeAsHttp(req: IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', () => undefined);
   const server = serverOf(socket);
-  if (!server) return refuseUpgrade(req, socket, new GatewayError(400, 'ERR_BAD_REQUEST_BODY', { detail: 'This upgrade is not accepted.' }));
+  if (!server) return refuseUpgrade(req, socket, new GatewayError('ERR_BAD_REQUEST_BODY', { detail: 'This upgrade is not accepted.' }));
   if (req.headers['transfer-encoding'] !== undefined) {
-    return refuseUpgrade(req, socket, new GatewayError(400, 'ERR_BAD_REQUEST_BODY', { detail: 'An Upgrade request with a chunked body is not accepted; send it without Upgrade.' }));
+    return refuseUpgrade(req, socket, new GatewayError('ERR_BAD_REQUEST_BODY', { detail: 'An Upgrade request with a chunked body is not accepted; send it without Upgrade.' }));
   }
   const idle = server.requestTimeout > 0 ? server.requestTimeout : IDLE_TIMEOUT_MS;
   (socket as Socket).setTimeout(idle, () => socket.destroy());

@@ -33,18 +33,18 @@ export function responseTimeoutError(): Error {
 export function attemptError(err: NodeJS.ErrnoException): AttemptError {
   const code = err?.code ?? '';
   if (code === RESPONSE_TIMEOUT) {
-    return { retriable: false, reset: false, gatewayError: new GatewayError(504, 'ERR_UPSTREAM_TIMEOUT', { detail: 'The upstream did not answer in time.', cause: err }) };
+    return { retriable: false, reset: false, gatewayError: new GatewayError('ERR_UPSTREAM_TIMEOUT', { detail: 'The upstream did not answer in time.', cause: err }) };
   }
   if (code === CONNECT_TIMEOUT) {
-    return { retriable: true, reset: false, gatewayError: new GatewayError(504, 'ERR_UPSTREAM_CONNECT_TIMEOUT', { detail: 'The upstream could not be reached in time.', cause: err }) };
+    return { retriable: true, reset: false, gatewayError: new GatewayError('ERR_UPSTREAM_CONNECT_TIMEOUT', { detail: 'The upstream could not be reached in time.', cause: err }) };
   }
   if (RESET.has(code)) {
-    return { retriable: true, reset: true, gatewayError: new GatewayError(502, 'ERR_UPSTREAM_RESET', { detail: 'The upstream closed the connection before answering.', cause: err }) };
+    return { retriable: true, reset: true, gatewayError: new GatewayError('ERR_UPSTREAM_RESET', { detail: 'The upstream closed the connection before answering.', cause: err }) };
   }
   return {
     retriable: NOT_CONNECTED.has(code),
     reset: false,
-    gatewayError: new GatewayError(502, 'ERR_UPSTREAM_UNAVAILABLE', { detail: 'The upstream could not be reached.', cause: err }),
+    gatewayError: new GatewayError('ERR_UPSTREAM_UNAVAILABLE', { detail: 'The upstream could not be reached.', cause: err }),
   };
 }
 

@@ -222,7 +222,7 @@ export function gateway(options: GatewayOptions): Gateway {
     context.route = route.name;
     if (!target.ok) {
       // Refused before the route's policies, but still traced, counted and logged: probes must leave a trace.
-      const refuse = () => fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: target.reason }));
+      const refuse = () => fail(req, res, next, new GatewayError('ERR_BAD_PATH', { detail: target.reason }));
       return runPipeline(observe, req, res, refuse);
     }
     const mountPath = mountPathOf(req);
@@ -248,7 +248,7 @@ export function gateway(options: GatewayOptions): Gateway {
     const context = getContext(req);
     context.route = route.name;
     if (!target.ok) {
-      refuseUpgrade(req, socket, new GatewayError(400, 'ERR_BAD_PATH', { detail: target.reason }));
+      refuseUpgrade(req, socket, new GatewayError('ERR_BAD_PATH', { detail: target.reason }));
       return true;
     }
     if (route.path.hasParams) context.params = paramsOf(target.match ?? target.path, route.path);

@@ -283,7 +283,7 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
       finish(exchange);
       attemptFailed(req, exchange, 'invalid_request');
       pool.release(target, exchange.trial);
-      fail(req, res, exchange.next, new GatewayError(502, 'ERR_UPSTREAM_UNAVAILABLE', { detail: 'The request could not be sent to the upstream.', cause: err }));
+      fail(req, res, exchange.next, new GatewayError('ERR_UPSTREAM_UNAVAILABLE', { detail: 'The request could not be sent to the upstream.', cause: err }));
     } finally {
       req.url = clientUrl;
       req.headers = clientHeaders;
@@ -301,7 +301,7 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
     finish(exchange);
     pool.release(exchange.target, exchange.trial);
     attemptFailed(req, exchange, 'ERR_UPSTREAM_TIMEOUT');
-    fail(req, res, exchange.next, new GatewayError(504, 'ERR_UPSTREAM_TIMEOUT', { detail: 'The upstream did not answer in time.' }));
+    fail(req, res, exchange.next, new GatewayError('ERR_UPSTREAM_TIMEOUT', { detail: 'The upstream did not answer in time.' }));
   }
 
   function onAttemptError(err: NodeJS.ErrnoException, req: ProxiedRequest, res: ServerResponse): void {
@@ -345,7 +345,7 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
     const request = req as ProxiedRequest;
     const context = getContext(req, res);
     const url = forwardUrl(req, context, stripPath ? req.url ?? '/' : request.originalUrl ?? req.url ?? '/');
-    if (typeof url !== 'string') return fail(req, res, next, new GatewayError(400, 'ERR_BAD_PATH', { detail: url.refused }));
+    if (typeof url !== 'string') return fail(req, res, next, new GatewayError('ERR_BAD_PATH', { detail: url.refused }));
 
     let body: Buffer | undefined;
     try {
@@ -480,7 +480,7 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
 }
 
 function noHealthyUpstream(pool: UpstreamPool): GatewayError {
-  return new GatewayError(503, 'ERR_NO_HEALTHY_UPSTREAM', {
+  return new GatewayError('ERR_NO_HEALTHY_UPSTREAM', {
     detail: 'No upstream is available to serve the request. Try again later.',
     headers: { 'Retry-After': String(pool.retryAfterSeconds()) },
   });

@@ -7,7 +7,7 @@
 'use strict';
 
 const express = require('express');
-const { gateway, problemHandler } = require('frontdoor');
+const { gateway, problemHandler } = require('frontdoor-gateway');
 
 const USERS = [
   { id: 1, name: 'Ada Lovelace', email: 'ada@example.com' },

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const repo = path.resolve(__dirname, '..', '..');
 const consumer = path.join(repo, '.tmp', 'pack-consumer');
-const installed = path.join(consumer, 'node_modules', 'frontdoor');
+const installed = path.join(consumer, 'node_modules', 'frontdoor-gateway');
 
 interface PackResult {
   filename: string;
@@ -75,7 +75,7 @@ describe('the packed tarball', () => {
   it('works with require()', async () => {
     const result = await nodeJson([
       '-e',
-      "const f = require('frontdoor'); console.log(JSON.stringify({ proxy: typeof f.proxy, gateway: typeof f.gateway, loadConfig: typeof f.loadConfig, ConfigError: typeof f.ConfigError, resolved: require.resolve('frontdoor') }))",
+      "const f = require('frontdoor-gateway'); console.log(JSON.stringify({ proxy: typeof f.proxy, gateway: typeof f.gateway, loadConfig: typeof f.loadConfig, ConfigError: typeof f.ConfigError, resolved: require.resolve('frontdoor-gateway') }))",
     ]);
     expect(result).toMatchObject({ proxy: 'function', gateway: 'function', loadConfig: 'function', ConfigError: 'function' });
     // Resolved from the unpacked tarball, not from the repo's sources.
@@ -87,13 +87,13 @@ describe('the packed tarball', () => {
       '--input-type=module',
       '-e',
       [
-        "import { proxy, gateway } from 'frontdoor';",
-        "import * as esm from 'frontdoor';",
+        "import { proxy, gateway } from 'frontdoor-gateway';",
+        "import * as esm from 'frontdoor-gateway';",
         "import { createRequire } from 'node:module';",
-        'const cjs = createRequire(import.meta.url)("frontdoor");',
+        'const cjs = createRequire(import.meta.url)("frontdoor-gateway");',
         "const names = Object.keys(cjs).filter((n) => n !== '__esModule');",
         "const missing = names.filter((n) => !(n in esm));",
-        'console.log(JSON.stringify({ proxy: typeof proxy, gateway: typeof gateway, missing, sameProxy: proxy === cjs.proxy, sameGateway: gateway === cjs.gateway, resolved: import.meta.resolve("frontdoor") }));',
+        'console.log(JSON.stringify({ proxy: typeof proxy, gateway: typeof gateway, missing, sameProxy: proxy === cjs.proxy, sameGateway: gateway === cjs.gateway, resolved: import.meta.resolve("frontdoor-gateway") }));',
       ].join('\n'),
     ]);
     expect(result).toMatchObject({ proxy: 'function', gateway: 'function', missing: [], sameProxy: true, sameGateway: true });
@@ -104,7 +104,7 @@ describe('the packed tarball', () => {
     const result = await nodeJson([
       '-e',
       [
-        "const f = require('frontdoor');",
+        "const f = require('frontdoor-gateway');",
         "const heavy = ['@opentelemetry/sdk-node', '@opentelemetry/sdk-metrics', '@opentelemetry/exporter-prometheus', 'ioredis', 'jose', 'passport-jwt', 'pino', 'yaml'];",
         "const loaded = () => heavy.filter((name) => Object.keys(require.cache).some((file) => file.includes(`/node_modules/${name}/`)));",
         "const atImport = loaded();",
@@ -122,7 +122,7 @@ describe('the packed tarball', () => {
       script,
       `
 const http = require('node:http');
-const { proxy } = require('frontdoor');
+const { proxy } = require('frontdoor-gateway');
 const listen = (server) => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
 (async () => {
   const upstream = http.createServer((req, res) => res.end(JSON.stringify({ url: req.url, id: req.headers['x-request-id'] })));
@@ -149,8 +149,8 @@ const listen = (server) => new Promise((resolve) => server.listen(0, '127.0.0.1'
     await writeFile(
       path.join(consumer, 'consumer.mts'),
       [
-        "import { proxy, gateway, ConfigError } from 'frontdoor';",
-        "import type { GatewayOptions, ProxyMiddleware } from 'frontdoor';",
+        "import { proxy, gateway, ConfigError } from 'frontdoor-gateway';",
+        "import type { GatewayOptions, ProxyMiddleware } from 'frontdoor-gateway';",
         "const options: GatewayOptions = { routes: [{ path: '/api', upstream: { target: 'http://127.0.0.1:1', timeout: '5s' } }] };",
         "const p: ProxyMiddleware = proxy({ target: 'http://127.0.0.1:1' });",
         'const g = gateway(options);',
