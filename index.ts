@@ -5,7 +5,7 @@
 export { proxy } from './middleware/proxy';
 export type { ProxyOptions, ProxyMiddleware, PathRewrite, ErrorMode } from './middleware/proxy';
 export { gateway } from './middleware/gateway';
-export type { Gateway, GatewayOptions, RouteOptions, RouteUpstreamOptions } from './middleware/gateway';
+export type { Gateway, GatewayEvents, GatewayOptions, RouteOptions, RouteUpstreamOptions, AttachOptions } from './middleware/gateway';
 export { requestId } from './middleware/request-id';
 export { problemHandler } from './middleware/problem-handler';
 export { keepRawBody } from './lib/request-body';

@@ -7,7 +7,9 @@
  * fixed phases of lib/pipeline.ts; this file names no feature. WebSocket upgrades run the same pipeline up
  * to the final handler.
  */
+import { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { UpstreamPool } from '../lib/upstream-pool';
 import type { Duplex } from 'node:stream';
 import { getContext } from '../lib/context';
 import { ConfigError, GatewayError } from '../lib/errors';
@@ -85,8 +87,18 @@ const PHASE_ORDER = new Map(PHASES.map((phase, index) => [phase, index]));
  * The router returned by gateway(): a plain middleware, so it mounts on Express 4, Express 5 and
  * connect alike: `app.use(gateway({ routes }))`.
  */
+/** What a gateway reports about its upstreams: `gw.events.on('upstream.ejected', …)`. */
+export interface GatewayEvents {
+  /** A target stopped getting traffic: passive health ejected it for `cooldownMs`, or its active check failed (0). */
+  'upstream.ejected': [event: { target: string; cooldownMs: number; routes: string[] }];
+  /** A target gets traffic again: its trial request or its active check passed. */
+  'upstream.recovered': [event: { target: string; routes: string[] }];
+}
+
 export interface Gateway {
   (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
+  /** The gateway's event channel: target ejections and recoveries, with the routes they concern. */
+  readonly events: EventEmitter<GatewayEvents>;
   /**
    * Routes WebSocket upgrades to `ws: true` routes, after the route's policies (IP rules, auth, authorize,
    * rate limit) passed: `server.on('upgrade', gw.upgrade)`. A refusal is answered on the socket (401, 403,
@@ -155,6 +167,7 @@ export function gateway(options: GatewayOptions): Gateway {
   }
   const pools = routes.flatMap((route) => route.parts.flatMap((part) => (part.pool ? [part.pool] : [])));
   for (const observer of observers) observer.watchPools?.(pools);
+  const events = reportPoolEvents(routes);
   // Most specific first: the deepest path, then literal segments before parameters, then the longest literal prefix.
   routes.sort((a, b) => b.segments - a.segments || b.path.literals - a.path.literals || b.prefix.length - a.prefix.length);
   const seen = new Map<string, string>();
@@ -289,8 +302,10 @@ export function gateway(options: GatewayOptions): Gateway {
   };
 
   router.close = async function closeGateway(): Promise<void> {
+    events.removeAllListeners();
     await closeAll();
   };
+  Object.defineProperty(router, 'events', { value: events, enumerable: true });
   return router;
 }
 
@@ -338,6 +353,20 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
     if (feature.phase === 'final') compiled.upgrade = parts.upgrade;
   }
   return compiled;
+}
+
+/** One channel per gateway for its pools' ejections and recoveries (a pool shared by routes reports once). */
+function reportPoolEvents(routes: CompiledRoute[]): EventEmitter<GatewayEvents> {
+  const events = new EventEmitter<GatewayEvents>();
+  const routesOf = new Map<UpstreamPool, string[]>();
+  for (const route of routes) {
+    for (const part of route.parts) if (part.pool) routesOf.set(part.pool, [...(routesOf.get(part.pool) ?? []), route.name]);
+  }
+  for (const [pool, names] of routesOf) {
+    pool.on('eject', (target, cooldownMs) => events.emit('upstream.ejected', { target: target.href, cooldownMs, routes: names }));
+    pool.on('recover', (target) => events.emit('upstream.recovered', { target: target.href, routes: names }));
+  }
+  return events;
 }
 
 function compileMethods(methods: unknown, option: string): Set<string> {

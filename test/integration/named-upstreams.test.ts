@@ -23,6 +23,8 @@ describe('named upstreams', () => {
         { path: '/api/orders', methods: ['POST'], upstream: 'orders' },
       ],
     });
+    const ejected: unknown[] = [];
+    gw.events.on('upstream.ejected', (event) => ejected.push(event));
     const server = express();
     server.use(gw);
     const app = await listen(server);
@@ -31,6 +33,8 @@ describe('named upstreams', () => {
       const gets: number[] = [];
       for (let i = 0; i < 2; i++) gets.push((await rawRequest(app.port, { path: '/api/orders/1' })).status);
       expect(gets.sort()).toEqual([200, 502]);
+      // The gateway's event channel reports it once, with every route on the shared pool.
+      expect(ejected).toEqual([{ target: deadUrl, cooldownMs: 60_000, routes: ['/api/orders', '/api/orders'] }]);
       // The POST route uses the same pool: the ejected target gets none of its requests.
       const before = alive.requests.length;
       const posts: number[] = [];
