@@ -10,6 +10,41 @@ import type { IncomingMessage } from 'node:http';
 import { ConfigError } from './errors';
 import { Duration, parseDuration } from './duration';
 import { pickRoundRobin, pickSticky } from './balancer';
+import { defineSchema, duration, parseOptions } from './schema';
+import type { Z } from './schema';
+
+const positiveInteger = (z: Z) => z.number({ error: 'must be a positive integer' }).int({ error: 'must be a positive integer' }).min(1, { error: 'must be a positive integer' });
+const pem = (z: Z) => z.custom<string | Buffer>((value) => typeof value === 'string' || Buffer.isBuffer(value), { error: 'must be PEM text or a Buffer' });
+
+/** The options of an upstream, as zod declares them (shared by proxy(), routes and named upstreams). */
+export function upstreamShape(z: Z) {
+  return {
+    target: z.string({ error: "must be an absolute http(s) URL such as 'http://127.0.0.1:4001'" }).optional(),
+    targets: z
+      .array(z.union([z.string(), z.strictObject({ url: z.string({ error: 'must be an absolute http(s) URL' }), weight: z.number({ error: 'must be a positive number' }).optional() })]), { error: 'must be a list of URLs or { url, weight } objects' })
+      .optional(),
+    sticky: z.strictObject({ header: z.string().optional(), cookie: z.string().optional() }).optional(),
+    health: z
+      .strictObject({
+        passive: z.union([z.literal(false), z.strictObject({ failures: z.number().optional(), cooldown: duration(z).optional(), maxCooldown: duration(z).optional() })]).optional(),
+        active: z.union([z.boolean(), z.strictObject({ path: z.string().optional(), interval: duration(z).optional(), timeout: duration(z).optional() })]).optional(),
+      })
+      .optional(),
+    tls: z
+      .strictObject({
+        ca: z.union([pem(z), z.array(pem(z))]).optional(),
+        cert: pem(z).optional(),
+        key: pem(z).optional(),
+        passphrase: z.string().optional(),
+        rejectUnauthorized: z.boolean().optional(),
+        servername: z.string().optional(),
+      })
+      .optional(),
+    agent: z.strictObject({ maxSockets: positiveInteger(z).optional(), maxFreeSockets: z.number().int().min(0, { error: 'must be a non-negative integer' }).optional() }).optional(),
+  };
+}
+
+const upstreamSchema = defineSchema((z) => z.strictObject(upstreamShape(z)));
 
 /** One upstream target, with its load-balancing weight. */
 export interface TargetOption {
@@ -132,6 +167,8 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
 
   constructor(options: UpstreamOptions, optionPrefix = '') {
     super();
+    if (!options || typeof options !== 'object') throw new ConfigError(`Missing "${optionPrefix}target" option. Example: { target: 'http://127.0.0.1:4001' }.`);
+    parseOptions(upstreamSchema(), options, optionPrefix);
     const name = (key: string) => optionPrefix + key;
     this.targets = parseTargets(options, name);
     const protocols = new Set(this.targets.map((target) => target.url.protocol));

@@ -14,10 +14,12 @@ import type { Plugin } from 'http-proxy-middleware';
 import type { IncomingHttpHeaders } from 'node:http';
 import { getContext, REQUEST_ID_HEADER, RequestContext } from '../lib/context';
 import { withoutQueryParameters } from '../lib/query';
-import { Duration, parseDuration } from '../lib/duration';
+import type { Duration } from '../lib/duration';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { forwardHeaders, scrubResponseHeaders } from '../lib/forwarding-headers';
-import { assertKnownKeys, closest, nonNegativeInteger } from '../lib/options';
+import { closest } from '../lib/options';
+import { defineSchema, duration, errorMode, fn, parseOptions } from '../lib/schema';
+import type { Z } from '../lib/schema';
 import { normaliseTarget, PathOptions } from '../lib/path';
 import { stripIdentityHeaders } from '../lib/auth-headers';
 import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
@@ -28,7 +30,7 @@ import type { Span } from '@opentelemetry/api';
 import { endUpstreamSpan, spanEvent, startUpstreamSpan } from '../lib/telemetry';
 import { attemptError, connectTimeoutError, responseTimeoutError, isClientGone } from '../lib/upstream-errors';
 import { emitUpstreamResult } from '../lib/upstream-events';
-import { UpstreamOptions, UpstreamPool, UpstreamTarget } from '../lib/upstream-pool';
+import { UpstreamOptions, UpstreamPool, UpstreamTarget, upstreamShape } from '../lib/upstream-pool';
 
 /** Rewrites the forwarded path: `{ '^/v2/orders': '/internal/orders' }` (first matching pattern wins), or a function. */
 export type PathRewrite = Record<string, string> | ((path: string, req: IncomingMessage) => string | undefined);
@@ -76,8 +78,40 @@ export interface ProxyMiddleware {
   readonly pool: UpstreamPool;
 }
 
-const KNOWN_OPTIONS = ['target', 'targets', 'sticky', 'health', 'tls', 'agent', 'stripPath', 'pathRewrite', 'preserveHost', 'connectTimeout', 'timeout', 'retries', 'ws', 'xForwarded', 'allowSemicolons', 'onError'];
 const DEFAULTS = { connectTimeout: 5_000, timeout: 30_000, retries: 2 };
+
+/** Timeouts and retries: what an upstream adds to its pool in a route or a named upstream. */
+function limitsShape(z: Z) {
+  return {
+    connectTimeout: duration(z).optional(),
+    timeout: duration(z).optional(),
+    retries: z.number({ error: 'must be a non-negative integer' }).int({ error: 'must be a non-negative integer' }).min(0, { error: 'must be a non-negative integer' }).optional(),
+  };
+}
+
+/** A route's `upstream` object, and a named upstream: the pool, its timeouts and retries. */
+const routeUpstreamSchema = defineSchema((z) => z.strictObject({ ...upstreamShape(z), ...limitsShape(z) }));
+
+/** proxy()'s options. */
+export const proxySchema = defineSchema((z) =>
+  z.strictObject({
+    ...upstreamShape(z),
+    ...limitsShape(z),
+    stripPath: z.boolean().optional(),
+    pathRewrite: z.union([z.record(z.string(), z.string()), fn(z, '(path, req) => string | undefined')], { error: 'must be an object of pattern → replacement or a function' }).optional(),
+    preserveHost: z.boolean().optional(),
+    ws: z.boolean().optional(),
+    xForwarded: z.boolean().optional(),
+    allowSemicolons: z.boolean().optional(),
+    onError: errorMode(z).optional(),
+  }),
+);
+
+/** The keys of `options` that configure the pool. */
+function poolOptions(options: UpstreamOptions): UpstreamOptions {
+  const { target, targets, sticky, health, tls, agent } = options;
+  return Object.fromEntries(Object.entries({ target, targets, sticky, health, tls, agent }).filter(([, value]) => value !== undefined));
+}
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 /** Where a request stands with the upstream; one per proxied request, on a symbol of the request. */
@@ -142,14 +176,12 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
   if (!options || typeof options !== 'object') {
     throw new ConfigError(`proxy() needs options. Example: proxy({ target: 'http://127.0.0.1:4001' }).`);
   }
-  assertKnownKeys(options, KNOWN_OPTIONS, optionPrefix);
-  const name = (key: string) => optionPrefix + key;
-  const connectTimeout = options.connectTimeout === undefined ? DEFAULTS.connectTimeout : parseDuration(options.connectTimeout, name('connectTimeout'));
-  const responseTimeout = options.timeout === undefined ? DEFAULTS.timeout : parseDuration(options.timeout, name('timeout'));
-  const retries = nonNegativeInteger(options.retries, DEFAULTS.retries, name('retries'));
-  const rewrite = compilePathRewrite(options.pathRewrite, name('pathRewrite'));
-  const errorMode = options.onError ?? 'respond';
-  if (errorMode !== 'respond' && errorMode !== 'next') throw new ConfigError(`"${name('onError')}" must be 'respond' or 'next'; received ${JSON.stringify(errorMode)}.`);
+  const config = parseOptions(proxySchema(), options, optionPrefix);
+  const connectTimeout = config.connectTimeout ?? DEFAULTS.connectTimeout;
+  const responseTimeout = config.timeout ?? DEFAULTS.timeout;
+  const retries = config.retries ?? DEFAULTS.retries;
+  const rewrite = compilePathRewrite(options.pathRewrite, `${optionPrefix}pathRewrite`);
+  const errorMode = config.onError ?? 'respond';
   const stripPath = options.stripPath === true;
   const xForwarded = options.xForwarded !== false;
   const changeOrigin = options.preserveHost !== true;
@@ -159,7 +191,7 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
   let warnedReserialised = false;
 
   // A gateway's named upstream lends its pool (one health state for every route on it); it closes it itself.
-  const pool = sharedPool ?? new UpstreamPool(options, optionPrefix);
+  const pool = sharedPool ?? new UpstreamPool(poolOptions(options), optionPrefix);
   const proxyTargets = new Map<UpstreamTarget, ProxyTarget>(pool.targets.map((target) => [target, toProxyTarget(target.url)]));
   const baseOptions = {
     agent: pool.agent,
@@ -538,7 +570,6 @@ interface NamedUpstream {
 
 const NAMED = 'upstream';
 const UPSTREAM_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
-const UPSTREAM_KEYS = KNOWN_OPTIONS.filter((key) => !['stripPath', 'pathRewrite', 'preserveHost', 'ws', 'xForwarded', 'allowSemicolons', 'onError'].includes(key));
 
 /**
  * The route option `upstream`: the final handler that forwards to a service, with the route options
@@ -561,12 +592,9 @@ export const proxyFeature: FeatureDescriptor = {
       if (!UPSTREAM_NAME.test(name)) throw new ConfigError(`"${option}": an upstream name starts with a letter and has letters, digits, "-" and "_" only.`);
       const options = typeof value === 'string' ? { target: value } : (value as RouteUpstreamOptions);
       if (!options || typeof options !== 'object') throw new ConfigError(`"${option}" must be a URL or an object with "target" or "targets".`);
-      assertKnownKeys(options, UPSTREAM_KEYS, `${option}.`);
-      const limits = { connectTimeout: options.connectTimeout, timeout: options.timeout, retries: options.retries };
-      if (limits.connectTimeout !== undefined) parseDuration(limits.connectTimeout, `${option}.connectTimeout`);
-      if (limits.timeout !== undefined) parseDuration(limits.timeout, `${option}.timeout`);
-      nonNegativeInteger(limits.retries, 0, `${option}.retries`);
-      shared.get<NamedUpstream>(NAMED, name, name, `"${option}"`, `"${option}"`, () => ({ pool: new UpstreamPool(options, `${option}.`), limits }), (named) => named.pool.close());
+      const resolved = parseOptions(routeUpstreamSchema(), options, `${option}.`);
+      const limits = { connectTimeout: resolved.connectTimeout, timeout: resolved.timeout, retries: resolved.retries };
+      shared.get<NamedUpstream>(NAMED, name, name, `"${option}"`, `"${option}"`, () => ({ pool: new UpstreamPool(poolOptions(options), `${option}.`), limits }), (named) => named.pool.close());
     }
   },
   build(value, scope) {
@@ -574,7 +602,7 @@ export const proxyFeature: FeatureDescriptor = {
     const route = scope.route as { rewrite?: PathRewrite; preserveHost?: boolean; ws?: boolean; xForwarded?: boolean };
     const forwarding = { pathRewrite: route.rewrite, preserveHost: route.preserveHost, ws: route.ws, xForwarded: route.xForwarded, onError: 'next' as const };
     let routeProxy: ProxyMiddleware;
-    if (typeof value === 'string' && !value.includes('://')) {
+    if (typeof value === 'string' && UPSTREAM_NAME.test(value)) {
       const named = scope.shared.find<NamedUpstream>(NAMED, value);
       if (!named) {
         const names = Object.keys((scope.gateway.upstreams as object | undefined) ?? {});
@@ -585,9 +613,8 @@ export const proxyFeature: FeatureDescriptor = {
     } else {
       const upstream = typeof value === 'string' ? { target: value } : (value as RouteUpstreamOptions);
       if (!upstream || typeof upstream !== 'object') throw new ConfigError(`"${option}" must be a URL, the name of one of the gateway's "upstreams", or an object with "target" or "targets".`);
-      if ((upstream as ProxyOptions).onError !== undefined || (upstream as ProxyOptions).stripPath !== undefined || (upstream as ProxyOptions).pathRewrite !== undefined) {
-        throw new ConfigError(`received an unsupported option "${option}.${['onError', 'stripPath', 'pathRewrite'].find((key) => (upstream as Record<string, unknown>)[key] !== undefined)}". In a route, use the route options "onError" (on gateway()), "stripPath" and "rewrite".`);
-      }
+      // Forwarding options belong to the route ("stripPath", "rewrite", "ws" …; "onError" to gateway()).
+      parseOptions(routeUpstreamSchema(), upstream, `${option}.`);
       routeProxy = proxy({ ...upstream, ...forwarding }, `${option}.`);
     }
     return { handler: routeProxy, upgrade: route.ws === true ? routeProxy.upgrade : undefined, pool: routeProxy.pool, close: () => routeProxy.close() };

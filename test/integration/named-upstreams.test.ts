@@ -49,7 +49,9 @@ describe('named upstreams', () => {
 
   it('refuses a route naming an upstream that does not exist, suggesting the closest name', () => {
     expect(() => gateway({ upstreams: { orders: 'http://127.0.0.1:9' }, routes: [{ path: '/a', upstream: 'ordrs' }] })).toThrow(/"routes\[0\]\.upstream" names the upstream "ordrs".*Did you mean "orders"\?/);
-    expect(() => gateway({ routes: [{ path: '/a', upstream: 'localhost:4001' }] })).toThrow(ConfigError);
+    expect(() => gateway({ routes: [{ path: '/a', upstream: 'localhost:4001' }] })).toThrow(/"routes\[0\]\.upstream\.target" must use http:\/\/ or https:\/\//);
+    expect(() => gateway({ routes: [{ path: '/a', upstream: 'orders' }] })).toThrow(/names the upstream "orders".*none defined.*A URL needs its scheme/);
+    expect(() => gateway({ routes: [{ path: '/a', upstream: 'x' }] })).toThrow(ConfigError);
   });
 
   it('checks every named upstream at construction, used or not', () => {
