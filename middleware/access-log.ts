@@ -7,8 +7,9 @@ import type { Logger as PinoLogger } from 'pino';
 import { redactCredentials } from '../lib/auth-headers';
 import { clientAddress } from '../lib/client-address';
 import { getContext, onResponseClose } from '../lib/context';
-import { assertKnownKeys } from '../lib/options';
 import { load } from '../lib/load';
+import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
+import { defineSchema, parseOptions } from '../lib/schema';
 
 export interface AccessLogOptions {
   /** A pino logger (or child) to write to. Defaults to a new pino logger on stdout. */
@@ -20,28 +21,43 @@ export interface AccessLogOptions {
    * `Proxy-Authorization`, `X-Api-Key` and every header an authenticate() scheme reads keys from. Defaults to false.
    */
   headers?: boolean;
-  /** Include the query string in `path` (it may carry tokens: off by default). */
+  /** Include the query string in `path` (it may carry tokens). Defaults to false. */
   query?: boolean;
-  /** More fields to redact, as pino paths, e.g. `['req.headers["x-session"]']`. */
+  /** More fields to redact, as pino paths, e.g. `['req.headers["x-session"]']`. Defaults to none. */
   redact?: string[];
 }
 
-import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 
+/** The options of accessLog(). */
+export const accessLogSchema = defineSchema((z) =>
+  z.strictObject(
+    {
+      logger: z
+        .custom<PinoLogger>((value) => !!value && typeof value === 'object' && typeof (value as PinoLogger).child === 'function' && LEVELS.every((level) => typeof (value as PinoLogger)[level] === 'function'), {
+          error: 'must be a pino logger (or a child of one).',
+        })
+        .optional(),
+      level: z.enum(LEVELS, { error: `must be one of ${LEVELS.map((level) => `'${level}'`).join(', ')}.` }).default('info'),
+      headers: z.boolean({ error: 'must be true or false' }).default(false),
+      query: z.boolean({ error: 'must be true or false' }).default(false),
+      redact: z.array(z.string({ error: 'must be a pino path, e.g. \'req.headers["x-session"]\'' }), { error: 'must be a list of pino paths, e.g. [\'req.headers["x-session"]\'].' }).default([]),
+    },
+    { error: 'must be an object of accessLog() options, e.g. { logger: pino() }.' },
+  ),
+);
 
 /**
  * @example
  * app.use(accessLog({ logger: pino({ level: 'info' }) }));
  */
-export function accessLog(options: AccessLogOptions = {}): Middleware {
-  assertKnownKeys(options, ['logger', 'level', 'headers', 'query', 'redact']);
-  const withHeaders = options.headers === true;
+export function accessLog(options: AccessLogOptions = {}, optionPrefix = ''): Middleware {
+  const config = parseOptions(accessLogSchema(), options, optionPrefix);
+  const { headers: withHeaders, query: withQuery, level } = config;
   // Credential headers are redacted when the headers are copied (the list grows with each authenticate(),
   // which pino's fixed paths could not follow); pino only redacts the caller's own paths.
-  const redact = options.redact?.length ? { paths: options.redact, censor: '[redacted]' } : undefined;
-  const logger = options.logger ? (redact ? options.logger.child({}, { redact }) : options.logger) : load('pino')(redact ? { redact } : {});
-  const level = options.level ?? 'info';
-  const withQuery = options.query === true;
+  const redact = config.redact.length ? { paths: config.redact, censor: '[redacted]' } : undefined;
+  const logger = config.logger ? (redact ? config.logger.child({}, { redact }) : config.logger) : load('pino')(redact ? { redact } : {});
 
   return function accessLogMiddleware(req, res, next) {
     const context = getContext(req, res);
@@ -82,5 +98,5 @@ export const accessLogFeature: GatewayFeatureDescriptor = {
   option: 'accessLog',
   phase: 'observe',
   upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
-  build: (value) => (value ? { handler: accessLog(value === true ? {} : (value as AccessLogOptions)) } : {}),
+  build: (value) => (value ? { handler: accessLog(value === true ? {} : (value as AccessLogOptions), 'accessLog.') } : {}),
 };

@@ -5,24 +5,43 @@
 import type { IncomingMessage } from 'node:http';
 import { Consumer, getConsumer } from '../lib/consumer';
 import { ConfigError, GatewayError } from '../lib/errors';
-import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
 import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
+import { defineSchema, errorMode, fn, parseOptions } from '../lib/schema';
+import { realm as realmSchema } from './auth/common';
 import { realmOf } from './authenticate';
 
 export interface AuthorizeOptions {
-  /** Every one of these scopes is required, e.g. `['orders:write']`. */
+  /** Every one of these scopes is required, e.g. `['orders:write']`. Defaults to none. */
   scopes?: string[];
-  /** The consumer's tier must be one of these. */
+  /** The consumer's tier must be one of these. Defaults to any tier. */
   tiers?: string[];
-  /** Custom rule; return true to allow. Runs after the scope and tier checks. */
+  /** Custom rule; return true to allow. Runs after the scope and tier checks. Defaults to none. */
   allow?: (consumer: Consumer, req: IncomingMessage) => boolean;
   /** Realm of the `WWW-Authenticate` challenge when no one is authenticated. Defaults to `'api'`; in a route table, the route's auth realm. */
   realm?: string;
   /** Answer refusals as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
   onError?: ErrorMode;
 }
+
+/** The options of authorize(); at least one of `scopes`, `tiers` and `allow` is checked for by authorize(). */
+export const authorizeSchema = defineSchema((z) => {
+  const list = () =>
+    z
+      .array(z.string({ error: 'must be a non-empty string' }).min(1, { error: 'must be a non-empty string' }), { error: 'must be a non-empty list of strings' })
+      .min(1, { error: 'must be a non-empty list of strings' });
+  return z.strictObject(
+    {
+      scopes: list().optional(),
+      tiers: list().optional(),
+      allow: fn<NonNullable<AuthorizeOptions['allow']>>(z, '(consumer, req) => boolean').optional(),
+      realm: realmSchema(z).default('api'),
+      onError: errorMode(z).default('respond'),
+    },
+    { error: "must be an object of authorize() options, e.g. { scopes: ['orders:write'] }." },
+  );
+});
 
 /**
  * Creates the authorization middleware. A predicate alone may be passed: `authorize((consumer) => consumer.tier === 'enterprise')`.
@@ -33,19 +52,13 @@ export interface AuthorizeOptions {
 export function authorize(options: AuthorizeOptions | ((consumer: Consumer, req: IncomingMessage) => boolean), optionPrefix = ''): Middleware {
   const resolved: AuthorizeOptions = typeof options === 'function' ? { allow: options } : options;
   if (!resolved || typeof resolved !== 'object') throw new ConfigError(`authorize() needs options. Example: authorize({ scopes: ['orders:write'] }).`);
-  assertKnownKeys(resolved, ['scopes', 'tiers', 'allow', 'realm', 'onError'], optionPrefix);
+  const { scopes, tiers, allow, realm: challengeRealm, onError } = parseOptions(authorizeSchema(), resolved, optionPrefix);
   const name = (key: string) => optionPrefix + key;
-  const scopes = stringList(resolved.scopes, name('scopes'));
-  const tiers = stringList(resolved.tiers, name('tiers'));
-  if (resolved.allow !== undefined && typeof resolved.allow !== 'function') throw new ConfigError(`"${name('allow')}" must be a function (consumer, req) => boolean.`);
-  if (!scopes && !tiers && !resolved.allow) throw new ConfigError(`authorize() needs "${name('scopes')}", "${name('tiers')}" or "${name('allow')}".`);
-  const errorMode = resolved.onError ?? 'respond';
-  if (resolved.realm !== undefined && (typeof resolved.realm !== 'string' || !/^[\x20-\x7e]*$/.test(resolved.realm) || resolved.realm.includes('"'))) throw new ConfigError(`"${name('realm')}" must be printable ASCII without quotes.`);
-  const challenge = `Bearer realm="${resolved.realm ?? 'api'}"`;
-  const allow = resolved.allow;
+  if (!scopes && !tiers && !allow) throw new ConfigError(`authorize() needs "${name('scopes')}", "${name('tiers')}" or "${name('allow')}".`);
+  const challenge = `Bearer realm="${challengeRealm}"`;
 
   return function authorizeMiddleware(req, res, next) {
-    const fail = (err: GatewayError) => (errorMode === 'next' ? next(err) : sendProblem(req, res, err));
+    const fail = (err: GatewayError) => (onError === 'next' ? next(err) : sendProblem(req, res, err));
     const consumer = getConsumer(req);
     if (!consumer) return fail(new GatewayError(401, 'ERR_AUTH_MISSING', { detail: 'Credentials are required.', headers: { 'WWW-Authenticate': challenge } }));
     if (scopes) {
@@ -71,14 +84,6 @@ export function authorize(options: AuthorizeOptions | ((consumer: Consumer, req:
     }
     next();
   };
-}
-
-function stringList(value: unknown, option: string): string[] | undefined {
-  if (value === undefined) return undefined;
-  if (!Array.isArray(value) || value.length === 0 || !value.every((item) => typeof item === 'string' && item)) {
-    throw new ConfigError(`"${option}" must be a non-empty list of strings; received ${JSON.stringify(value)}.`);
-  }
-  return value;
 }
 
 /** The route option `authorize`: needs the route's `auth`; a refused upgrade gets its 403 on the socket. */

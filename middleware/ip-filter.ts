@@ -3,27 +3,38 @@
  * The address is `req.ip` without a port, so it follows Express's `trust proxy` setting (the socket address
  * on connect), on WebSocket upgrades too.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import ipaddr from 'ipaddr.js';
 import { clientAddress as clientAddressOf } from '../lib/client-address';
 import { ConfigError, GatewayError } from '../lib/errors';
-import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
 import { withGatewayErrors } from '../lib/pipeline';
-import type { FeatureDescriptor } from '../lib/pipeline';
-import type { ErrorMode } from './proxy';
+import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
+import { defineSchema, errorMode, parseOptions } from '../lib/schema';
 
 export interface IpFilterOptions {
-  /** Only these addresses or ranges may pass, e.g. `['10.0.0.0/8', '2001:db8::/32', '127.0.0.1']`. */
+  /** Only these addresses or ranges may pass, e.g. `['10.0.0.0/8', '2001:db8::/32', '127.0.0.1']`. Defaults to every address not denied. */
   allow?: string[];
-  /** These addresses or ranges are refused, even when `allow` matches. */
+  /** These addresses or ranges are refused, even when `allow` matches. Defaults to none. */
   deny?: string[];
   /** Answer refusals as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
   onError?: ErrorMode;
 }
 
+/** The options of ipFilter(). Each entry is parsed as an address or CIDR range by ipFilter(), which names the one that is not. */
+export const ipFilterSchema = defineSchema((z) => {
+  const list = () => z.array(z.string({ error: 'must be an address or CIDR range' }), { error: 'must be a list of addresses or CIDR ranges.' });
+  return z.strictObject(
+    {
+      allow: list().optional(),
+      deny: list().default([]),
+      onError: errorMode(z).default('respond'),
+    },
+    { error: "must be an object of ipFilter() options, e.g. { allow: ['10.0.0.0/8'] }." },
+  );
+});
+
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
-type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
 /**
  * @example
@@ -31,26 +42,25 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unkno
  */
 export function ipFilter(options: IpFilterOptions, optionPrefix = ''): Middleware {
   if (!options || typeof options !== 'object') throw new ConfigError(`ipFilter() needs options. Example: ipFilter({ allow: ['10.0.0.0/8'] }).`);
-  assertKnownKeys(options, ['allow', 'deny', 'onError'], optionPrefix);
-  const allow = options.allow === undefined ? undefined : parseRanges(options.allow, optionPrefix + 'allow');
-  const deny = options.deny === undefined ? [] : parseRanges(options.deny, optionPrefix + 'deny');
+  const config = parseOptions(ipFilterSchema(), options, optionPrefix);
+  const allow = config.allow === undefined ? undefined : parseRanges(config.allow, optionPrefix + 'allow');
+  const deny = parseRanges(config.deny, optionPrefix + 'deny');
   if (!allow && deny.length === 0) throw new ConfigError(`ipFilter() needs "${optionPrefix}allow" or "${optionPrefix}deny".`);
-  const errorMode = options.onError ?? 'respond';
+  const { onError } = config;
 
   return function ipFilterMiddleware(req, res, next) {
     const address = clientAddress(req);
     const allowed = address !== undefined && !matches(address, deny) && (!allow || matches(address, allow));
     if (allowed) return next();
     const err = new GatewayError(403, 'ERR_IP_DENIED', { detail: 'Requests from your address are not allowed here.' });
-    if (errorMode === 'next') next(err);
+    if (onError === 'next') next(err);
     else sendProblem(req, res, err);
   };
 }
 
-function parseRanges(list: unknown, option: string): Range[] {
-  if (!Array.isArray(list)) throw new ConfigError(`"${option}" must be a list of addresses or CIDR ranges.`);
+/** Parses each entry (the schema made sure they are strings); names the first that is no address or range. */
+function parseRanges(list: readonly string[], option: string): Range[] {
   return list.map((entry) => {
-    if (typeof entry !== 'string') throw new ConfigError(`"${option}" has ${JSON.stringify(entry)}; expected an address or CIDR range.`);
     try {
       if (entry.includes('/')) {
         const [address, bits] = ipaddr.parseCIDR(entry);

@@ -10,7 +10,7 @@ import { diag } from '@opentelemetry/api';
 import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
 import { getContext, onResponseClose } from '../lib/context';
 import { load } from '../lib/load';
-import { assertKnownKeys } from '../lib/options';
+import { defineSchema, parseOptions } from '../lib/schema';
 import { UpstreamPool } from '../lib/upstream-pool';
 import { upstreamEvents, UpstreamResult } from '../lib/upstream-events';
 import type { GatewayFeatureDescriptor } from '../lib/pipeline';
@@ -124,14 +124,25 @@ export function defaultMetricsRegistry(): MetricsRegistry {
   return defaultRegistry;
 }
 
+/** The options of metrics(); the registry defaults to the process-wide one when metrics() is called. */
+export const metricsSchema = defineSchema((z) =>
+  z.strictObject(
+    {
+      registry: z.custom<MetricsRegistry>((value) => value instanceof MetricsRegistry, { error: 'must be a MetricsRegistry, e.g. new MetricsRegistry().' }).optional(),
+      consumerLabel: z.boolean({ error: 'must be true or false' }).default(false),
+    },
+    { error: 'must be an object of metrics() options, e.g. { registry: new MetricsRegistry() }.' },
+  ),
+);
+
 /**
  * Records request metrics. Mount it first: `app.use(metrics())`, and expose them with
  * `app.get('/metrics', metricsHandler())`.
  */
-export function metrics(options: MetricsOptions = {}): Middleware {
-  assertKnownKeys(options, ['registry', 'consumerLabel']);
-  const registry = options.registry ?? defaultMetricsRegistry();
-  const consumerLabel = options.consumerLabel === true;
+export function metrics(options: MetricsOptions = {}, optionPrefix = ''): Middleware {
+  const config = parseOptions(metricsSchema(), options, optionPrefix);
+  const registry = config.registry ?? defaultMetricsRegistry();
+  const { consumerLabel } = config;
   registry.attach();
 
   const middleware = function metricsMiddleware(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
@@ -220,7 +231,7 @@ export const metricsFeature: GatewayFeatureDescriptor = {
   upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
   build(value) {
     if (!value) return {};
-    const middleware = metrics(value === true ? {} : (value as MetricsOptions));
+    const middleware = metrics(value === true ? {} : (value as MetricsOptions), 'metrics.');
     let watched: UpstreamPool[] = [];
     return {
       handler: middleware,

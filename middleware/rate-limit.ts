@@ -8,15 +8,15 @@ import { ipKeyGenerator, MemoryStore, rateLimit as expressRateLimit } from 'expr
 import type { Request, Response } from 'express';
 import { clientAddress } from '../lib/client-address';
 import { getConsumer } from '../lib/consumer';
-import { Duration, parseDuration } from '../lib/duration';
+import type { Duration } from '../lib/duration';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { consoleLogger, Logger } from '../lib/log';
-import { assertKnownKeys } from '../lib/options';
 import { sendProblem } from '../lib/problem';
 import { ResilientRedisStore } from '../lib/rate-limit-store';
 import { redisHandle, RedisClientLike, RedisHandle } from '../lib/redis';
 import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
+import { defineSchema, duration, errorMode, parseOptions, Z } from '../lib/schema';
 
 export interface RateLimitOptions {
   /** Requests allowed per window (for consumers without a listed tier when `tiers` is set). Defaults to 60. */
@@ -28,7 +28,7 @@ export interface RateLimitOptions {
    * authenticated `req.user.id`, falling back to the IP for anonymous requests), or a function of the request.
    */
   key?: 'ip' | 'consumer' | ((req: IncomingMessage) => string);
-  /** Per-tier limits, picked by the consumer's tier: `{ free: 100, enterprise: 10000 }`. */
+  /** Per-tier limits, picked by the consumer's tier: `{ free: 100, enterprise: 10000 }`. Defaults to none: `limit` for everyone. */
   tiers?: Record<string, number>;
   /** Limit for consumers whose tier is not in `tiers`. Defaults to `limit`. */
   default?: number;
@@ -56,8 +56,64 @@ export interface RateLimitMiddleware {
   close(): Promise<void>;
 }
 
-const KNOWN = ['limit', 'window', 'key', 'tiers', 'default', 'name', 'redis', 'storeTimeout', 'onStoreError', 'legacyHeaders', 'ipv6Subnet', 'logger', 'onError'];
-const DEFAULTS = { limit: 60, window: 60_000, storeTimeout: 500, ipv6Subnet: 56 };
+/** A positive integer (a request count). */
+function positiveInteger(z: Z) {
+  return z.number({ error: 'must be a positive integer' }).refine((value) => Number.isInteger(value) && value >= 1, { error: 'must be a positive integer' });
+}
+
+/** The options of rateLimit(), resolved: durations in ms, defaults filled in (`default` is filled by rateLimit()). */
+export const rateLimitSchema = defineSchema((z) =>
+  z.strictObject(
+    {
+      limit: positiveInteger(z).default(60),
+      window: duration(z)
+        .refine((ms) => ms >= 1000, { error: 'must be at least 1s' })
+        .default(60_000),
+      key: z
+        .custom<'ip' | 'consumer' | ((req: IncomingMessage) => string)>((value) => value === 'ip' || value === 'consumer' || typeof value === 'function', {
+          error: "must be 'ip', 'consumer' or a function (req) => string.",
+        })
+        .default('ip'),
+      tiers: z.record(z.string(), positiveInteger(z), { error: 'must be an object of tier → limit, e.g. { free: 100, enterprise: 10000 }.' }).optional(),
+      default: positiveInteger(z).optional(),
+      name: z.string({ error: 'must be a non-empty string.' }).min(1, { error: 'must be a non-empty string.' }).optional(),
+      // A URL's scheme, or a client's command method (lib/redis.ts relies on them when it connects).
+      redis: z
+        .custom<string | RedisClientLike>(
+          (value) =>
+            typeof value === 'string'
+              ? /^rediss?:\/\//.test(value)
+              : !!value && typeof value === 'object' && (typeof (value as { call?: unknown }).call === 'function' || typeof (value as { sendCommand?: unknown }).sendCommand === 'function'),
+          { error: 'must be a redis:// or rediss:// URL, or a Redis client (ioredis or node-redis)' },
+        )
+        .optional(),
+      storeTimeout: duration(z).default(500),
+      onStoreError: z.enum(['allow', 'deny'], { error: "must be 'allow' or 'deny'." }).default('allow'),
+      legacyHeaders: z.boolean({ error: 'must be true or false' }).default(false),
+      ipv6Subnet: z
+        .number({ error: 'must be an integer from 1 to 128.' })
+        .refine((bits) => Number.isInteger(bits) && bits >= 1 && bits <= 128, { error: 'must be an integer from 1 to 128.' })
+        .default(56),
+      logger: z
+        .custom<Logger>((value) => !!value && typeof (value as Logger).warn === 'function' && typeof (value as Logger).error === 'function', {
+          error: 'must be a logger with warn() and error() methods (pino, console or winston).',
+        })
+        .default(consoleLogger),
+      onError: errorMode(z).default('respond'),
+    },
+    { error: "must be an object, e.g. rateLimit({ limit: 100, window: '1m' })." },
+  ),
+);
+
+/** The resolved options of a limiter. */
+type RateLimitConfig = ReturnType<ReturnType<typeof rateLimitSchema>['parse']> & { default: number };
+
+/** Resolves rateLimit() options (every mistake in one ConfigError naming the options). */
+function resolveOptions(options: RateLimitOptions, optionPrefix: string): RateLimitConfig {
+  if (!options || typeof options !== 'object') throw new ConfigError(`rateLimit() options must be an object, e.g. rateLimit({ limit: 100, window: '1m' }).`);
+  const config = parseOptions(rateLimitSchema(), options, optionPrefix);
+  return { ...config, default: config.default ?? config.limit };
+}
 
 /**
  * @example
@@ -65,24 +121,13 @@ const DEFAULTS = { limit: 60, window: 60_000, storeTimeout: 500, ipv6Subnet: 56 
  * app.use('/api', authenticate({ jwt }), rateLimit({ key: 'consumer', window: '1m', tiers: { free: 100, enterprise: 10000 }, default: 60, redis: 'redis://127.0.0.1:6379', name: 'api' }));
  */
 export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): RateLimitMiddleware {
-  if (!options || typeof options !== 'object') throw new ConfigError(`rateLimit() options must be an object, e.g. rateLimit({ limit: 100, window: '1m' }).`);
-  assertKnownKeys(options, KNOWN, optionPrefix);
+  return createLimiter(resolveOptions(options, optionPrefix), optionPrefix);
+}
+
+function createLimiter(config: RateLimitConfig, optionPrefix: string): RateLimitMiddleware {
   const name = (key: string) => optionPrefix + key;
-  const windowMs = options.window === undefined ? DEFAULTS.window : parseDuration(options.window, name('window'));
-  if (windowMs < 1000) throw new ConfigError(`"${name('window')}" must be at least 1s; received ${JSON.stringify(options.window)}.`);
-  const limit = positive(options.limit, DEFAULTS.limit, name('limit'));
-  const fallback = positive(options.default, limit, name('default'));
-  const tiers = new Map<string, number>();
-  for (const [tier, tierLimit] of Object.entries(options.tiers ?? {})) tiers.set(tier, positive(tierLimit, 0, name(`tiers.${tier}`)));
-  const ipv6Subnet = options.ipv6Subnet ?? DEFAULTS.ipv6Subnet;
-  if (!Number.isInteger(ipv6Subnet) || ipv6Subnet < 1 || ipv6Subnet > 128) throw new ConfigError(`"${name('ipv6Subnet')}" must be an integer from 1 to 128.`);
-  const onStoreError = options.onStoreError ?? 'allow';
-  if (onStoreError !== 'allow' && onStoreError !== 'deny') throw new ConfigError(`"${name('onStoreError')}" must be 'allow' or 'deny'.`);
-  const errorMode = options.onError ?? 'respond';
-  const logger = options.logger ?? consoleLogger;
-  const keyOption = options.key ?? 'ip';
-  if (keyOption !== 'ip' && keyOption !== 'consumer' && typeof keyOption !== 'function') throw new ConfigError(`"${name('key')}" must be 'ip', 'consumer' or a function (req) => string.`);
-  if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) throw new ConfigError(`"${name('name')}" must be a non-empty string.`);
+  const { window: windowMs, limit, default: fallback, ipv6Subnet, onStoreError, onError, logger, key: keyOption } = config;
+  const tiers = new Map(Object.entries(config.tiers ?? {}));
 
   let trustChecked = false;
   const ipKey = (req: IncomingMessage) => {
@@ -90,7 +135,7 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
       trustChecked = true;
       // With trust proxy = true, req.ip is whatever the client writes in X-Forwarded-For: a new bucket per request.
       if ((req as Request).app?.get?.('trust proxy') === true) {
-        logger.warn(`frontdoor rateLimit: Express 'trust proxy' is true, so any client can choose its IP with X-Forwarded-For and escape ${options.name ? `the "${options.name}" ` : 'this '}limit. Set 'trust proxy' to your proxies' addresses (see docs/rate-limit.md).`);
+        logger.warn(`frontdoor rateLimit: Express 'trust proxy' is true, so any client can choose its IP with X-Forwarded-For and escape ${config.name ? `the "${config.name}" ` : 'this '}limit. Set 'trust proxy' to your proxies' addresses (see docs/rate-limit.md).`);
       }
     }
     return ipKeyGenerator(clientAddress(req), ipv6Subnet);
@@ -107,11 +152,10 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
 
   let redis: RedisHandle | undefined;
   let store;
-  if (options.redis !== undefined) {
-    if (!options.name) throw new ConfigError(`"${name('name')}" is required with "${name('redis')}", so that every gateway instance counts in the same place. In a route table it defaults to the route.`);
-    const timeout = options.storeTimeout === undefined ? DEFAULTS.storeTimeout : parseDuration(options.storeTimeout, name('storeTimeout'));
-    redis = redisHandle(options.redis, name('redis'));
-    store = new ResilientRedisStore(redis.send, `frontdoor:rl:${options.name}:`, timeout, logger);
+  if (config.redis !== undefined) {
+    if (!config.name) throw new ConfigError(`"${name('name')}" is required with "${name('redis')}", so that every gateway instance counts in the same place. In a route table it defaults to the route.`);
+    redis = redisHandle(config.redis, name('redis'));
+    store = new ResilientRedisStore(redis.send, `frontdoor:rl:${config.name}:`, config.storeTimeout, logger);
   } else {
     store = new MemoryStore();
   }
@@ -121,7 +165,7 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
     limit: tiers.size ? (req: Request) => tierLimit(getConsumer(req)?.tier) : limit,
     keyGenerator: keyGenerator as (req: Request) => string,
     standardHeaders: 'draft-8',
-    legacyHeaders: options.legacyHeaders === true,
+    legacyHeaders: config.legacyHeaders,
     store,
     passOnStoreError: onStoreError === 'allow',
     // Our store logs an outage once; express-rate-limit would log every request that passes during it.
@@ -136,7 +180,7 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
     validate: { trustProxy: false, xForwardedForHeader: false, keyGeneratorIpFallback: false },
     handler: (req: Request, res: Response, next: (err?: unknown) => void) => {
       const err = new GatewayError(429, 'ERR_RATE_LIMITED', { detail: 'Too many requests. Retry after the time in the Retry-After header.' });
-      if (errorMode === 'next') next(err);
+      if (onError === 'next') next(err);
       else sendProblem(req, res, err);
     },
   });
@@ -151,7 +195,7 @@ export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): Ra
       if (err === undefined) return next();
       // Only store failures reach here, and only with onStoreError: 'deny'.
       const unavailable = err instanceof GatewayError ? err : new GatewayError(503, 'ERR_RATE_LIMIT_UNAVAILABLE', { detail: 'Rate limiting is unavailable. Try again shortly.', cause: err, headers: { 'Retry-After': '1' } });
-      if (errorMode === 'next') next(unavailable);
+      if (onError === 'next') next(unavailable);
       else sendProblem(req, res, unavailable);
     });
   } as RateLimitMiddleware;
@@ -176,33 +220,9 @@ function withAppend(res: ServerResponse): void {
   };
 }
 
-function positive(value: unknown, fallback: number, option: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new ConfigError(`"${option}" must be a positive integer; received ${JSON.stringify(value)}.`);
-  return value;
-}
-
 function describe(message: unknown): string {
   if (message instanceof Error) return `${(message as { code?: string }).code ? `${(message as { code?: string }).code}: ` : ''}${message.message}`;
   return String(message);
-}
-
-/**
- * Resolved options that decide whether two routes may share one counter: durations in ms, defaults filled;
- * a key function, a Redis client and a logger compare by identity (lib/scope.ts).
- */
-function resolvedForSharing(options: RateLimitOptions, name: string, optionPrefix: string): Record<string, unknown> {
-  return {
-    ...options,
-    name,
-    limit: options.limit ?? DEFAULTS.limit,
-    window: options.window === undefined ? DEFAULTS.window : parseDuration(options.window, `${optionPrefix}window`),
-    storeTimeout: options.storeTimeout === undefined ? DEFAULTS.storeTimeout : parseDuration(options.storeTimeout, `${optionPrefix}storeTimeout`),
-    key: options.key ?? 'ip',
-    onStoreError: options.onStoreError ?? 'allow',
-    ipv6Subnet: options.ipv6Subnet ?? DEFAULTS.ipv6Subnet,
-    legacyHeaders: options.legacyHeaders === true,
-  };
 }
 
 /**
@@ -215,11 +235,12 @@ export const rateLimitFeature: FeatureDescriptor = {
   upgrade: { apply: true },
   build(value, scope) {
     const option = `${scope.optionPrefix}rateLimit`;
-    const options = withGatewayErrors(value as RateLimitOptions, option);
-    if (!options || typeof options !== 'object') return { handler: rateLimit(options, `${option}.`) };
+    const config = resolveOptions(withGatewayErrors(value as RateLimitOptions, option), `${option}.`);
     const route = scope.route.name === undefined && scope.methods ? `${scope.routeName} ${scope.methods.join(',')}` : scope.routeName;
-    const counter = options.name ?? route;
-    const limiter = scope.shared.get('counter', counter, resolvedForSharing(options, counter, `${option}.`), `route "${scope.routeName}"`, `"${option}"`, () => rateLimit({ ...options, name: counter }, `${option}.`), (shared) => shared.close());
+    const counter = { ...config, name: config.name ?? route };
+    // Routes may share a counter when their resolved options are the same ('1m' is 60000; a key
+    // function, a Redis client and a logger compare by identity, lib/scope.ts).
+    const limiter = scope.shared.get('counter', counter.name, counter, `route "${scope.routeName}"`, `"${option}"`, () => createLimiter(counter, `${option}.`), (shared) => shared.close());
     return { handler: limiter };
   },
 };

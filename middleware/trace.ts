@@ -5,7 +5,8 @@
  */
 import { SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
 import { getContext, onResponseClose } from '../lib/context';
-import { assertKnownKeys } from '../lib/options';
+import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
+import { defineSchema, parseOptions } from '../lib/schema';
 import { extractIncoming, tracer, withRequestContext } from '../lib/telemetry';
 
 export interface TraceOptions {
@@ -13,16 +14,23 @@ export interface TraceOptions {
   clientAttributes?: boolean;
 }
 
-import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
+/** The options of trace(). */
+export const traceSchema = defineSchema((z) =>
+  z.strictObject(
+    {
+      clientAttributes: z.boolean({ error: 'must be true or false' }).default(true),
+    },
+    { error: 'must be an object of trace() options, e.g. { clientAttributes: false }.' },
+  ),
+);
 
 /**
  * @example
  * setupTelemetry({ serviceName: 'shop-gateway' });   // or your own NodeSDK
  * app.use(trace());
  */
-export function trace(options: TraceOptions = {}): Middleware {
-  assertKnownKeys(options, ['clientAttributes']);
-  const clientAttributes = options.clientAttributes !== false;
+export function trace(options: TraceOptions = {}, optionPrefix = ''): Middleware {
+  const { clientAttributes } = parseOptions(traceSchema(), options, optionPrefix);
 
   return function traceMiddleware(req, res, next) {
     const context = getContext(req, res);
@@ -71,5 +79,5 @@ export const traceFeature: GatewayFeatureDescriptor = {
   option: 'trace',
   phase: 'observe',
   upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
-  build: (value) => (value ? { handler: trace(value === true ? {} : (value as TraceOptions)) } : {}),
+  build: (value) => (value ? { handler: trace(value === true ? {} : (value as TraceOptions), 'trace.') } : {}),
 };
