@@ -42,10 +42,6 @@ export interface RequestContext {
   params?: Record<string, string>;
   /** What the upstream should get; see upstreamPlan(). */
   plan?: UpstreamPlan;
-  /** @deprecated Transitional, read by proxy() until every feature writes `plan.url`. */
-  forwardUrl?: string;
-  /** @deprecated Transitional, read by proxy() until every feature writes `plan.setHeaders`. */
-  upstreamHeaders?: Record<string, string>;
   /** Target URL (href) of the upstream the last attempt went to. */
   upstream?: string;
   /** The SERVER span of the request, when trace() runs. */

@@ -90,26 +90,26 @@ function attributesOf(url: URL): TargetAttributes {
   return found;
 }
 
-/** Starts the CLIENT span of one upstream attempt, as a child of the request's SERVER span. */
-export function startUpstreamSpan(req: IncomingMessage, url: URL, method: string, attempt: number): Span | undefined {
+/** Starts the CLIENT span of one upstream attempt, as a child of the request's SERVER span, and puts its `traceparent` in the upstream request's `headers` (`path`: what is sent). */
+export function startUpstreamSpan(req: IncomingMessage, url: URL, method: string, attempt: number, headers: IncomingMessage['headers'], path: string): Span | undefined {
   const context = getContext(req);
   if (!context.span || !context.traceContext) return undefined;
   if (!context.span.isRecording()) {
     // An unsampled trace records nothing: the upstream continues it (sampled flag off) as a child of the
     // SERVER span, without a CLIENT span that would only be created and thrown away.
-    injectInto(req.headers, context.traceContext);
+    injectInto(headers, context.traceContext);
     return undefined;
   }
   const target = attributesOf(url);
   const attributes: Record<string, string | number> = {
     'http.request.method': method,
-    'url.full': target.origin + (req.url ?? '/'),
+    'url.full': target.origin + path,
     'server.address': target.address,
     'server.port': target.port,
   };
   if (attempt > 0) attributes['http.request.resend_count'] = attempt;
   const span = tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes }, context.traceContext);
-  injectInto(req.headers, trace.setSpan(context.traceContext, span));
+  injectInto(headers, trace.setSpan(context.traceContext, span));
   return span;
 }
 

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { UpstreamPool } from '../lib/upstream-pool';
 import type { Duplex } from 'node:stream';
-import { getContext } from '../lib/context';
+import { getContext, upstreamPlan } from '../lib/context';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
 import { dropSegments, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
@@ -241,7 +241,7 @@ export function gateway(options: GatewayOptions): Gateway {
     const mountPath = mountPathOf(req);
     if (mountPath !== '' && !mountChecked) warnAboutMountPath(mountPath);
     if (route.path.hasParams) context.params = paramsOf(target.match ?? target.path, route.path);
-    context.forwardUrl = forwardPath(route, target.path, mountPath) + target.search;
+    upstreamPlan(context).url = forwardPath(route, target.path, mountPath) + target.search;
     runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : fail(req, res, next, err)));
   } as Gateway;
 
@@ -265,7 +265,7 @@ export function gateway(options: GatewayOptions): Gateway {
       return true;
     }
     if (route.path.hasParams) context.params = paramsOf(target.match ?? target.path, route.path);
-    context.forwardUrl = forwardPath(route, target.path, '') + target.search;
+    upstreamPlan(context).url = forwardPath(route, target.path, '') + target.search;
     // The policies answer on a response bound to the socket; once they pass, the socket goes to the proxy.
     const answer = upgradeResponse(req, socket);
     const takeUpgrade = route.upgrade;

@@ -1,0 +1,377 @@
+/**
+ * The upstream client: sends a planned request to a target of a pool and streams the answer back, with
+ * connect and response timeouts, retries on another target, CLIENT spans, health reporting and ejection.
+ * proxy() forwards through it; aggregation, shadowing and fallback are to use the same client rather than
+ * copies of this logic.
+ *
+ * The forwarding itself is http-proxy-middleware's proxy server, obtained through its plugin API; the
+ * client drives each attempt (target, body, timeouts) so a failed attempt can go to another target.
+ */
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
+import { createProxyMiddleware } from 'http-proxy-middleware';
+import type { Plugin } from 'http-proxy-middleware';
+import type { Span } from '@opentelemetry/api';
+import { getContext } from './context';
+import { GatewayError } from './errors';
+import { scrubResponseHeaders } from './forwarding-headers';
+import { endUpstreamSpan, spanEvent, startUpstreamSpan } from './telemetry';
+import { attemptError, connectTimeoutError, isClientGone, responseTimeoutError } from './upstream-errors';
+import { emitUpstreamResult } from './upstream-events';
+import type { TlsOptions, UpstreamPool, UpstreamTarget } from './upstream-pool';
+
+/** Resolved timeouts (ms) and retries of an upstream. */
+export interface UpstreamLimits {
+  connectTimeout: number;
+  timeout: number;
+  retries: number;
+}
+
+/** The request as the upstream gets it. */
+export interface RequestPlan {
+  /** Path and query. */
+  url: string;
+  /** Headers, final: hop-by-hop and forged headers already removed, the gateway's own set. */
+  headers: IncomingHttpHeaders;
+  /** The body's bytes when they were already read (a body parser ran first); else the request is streamed. */
+  body: Buffer | undefined;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** Where a request stands with the upstream; one per forwarded request, on a symbol of the request. */
+interface Exchange {
+  plan: RequestPlan;
+  target: UpstreamTarget;
+  /** The current attempt is the one trial the pool lets through to an ejected target. */
+  trial: boolean;
+  tried: Set<UpstreamTarget> | undefined;
+  retriesLeft: number;
+  /** Idempotent: may be sent again after it reached an upstream (when its body can be sent again too). */
+  idempotent: boolean;
+  /** The body is empty or buffered, so it can be sent again; a streamed body only until it starts flowing. */
+  resendable: boolean;
+  /** A streamed request body: piped into each attempt's gate once that attempt's connection is open. */
+  streamed: boolean;
+  /** The gate of the current attempt (streamed bodies), opened on connect. */
+  gate: PassThrough | undefined;
+  /** The current attempt's connection opened: bytes of the request may have reached the upstream. */
+  connected: boolean;
+  proxyReq: ClientRequest | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** The upstream's response headers arrived. */
+  responded: boolean;
+  /** The exchange is over: answered, failed, or the client left. Late events are ignored. */
+  done: boolean;
+  /** Attempts made so far (the first is 0). */
+  attempt: number;
+  /** When the current attempt started (performance.now()). */
+  attemptStartedAt: number;
+  /** CLIENT span of the current attempt, when the request is traced. */
+  span: Span | undefined;
+  fail: (err: GatewayError) => void;
+}
+
+const EXCHANGE = Symbol('frontdoor.upstream.exchange');
+type ForwardedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
+
+/** A target shaped as http-proxy reads it, computed once per target instead of parsing a URL per request. */
+interface ProxyTarget {
+  protocol: string;
+  hostname: string;
+  host: string;
+  port: string;
+  path: string;
+  pathname: string;
+  href: string;
+}
+
+export class UpstreamClient {
+  private readonly server: Parameters<Plugin>[0];
+  private readonly proxyTargets: Map<UpstreamTarget, ProxyTarget>;
+  private readonly baseOptions: { agent: unknown; changeOrigin: boolean; xfwd: false; secure: boolean };
+
+  /** `preserveHost`: send the client's Host instead of the target's. */
+  constructor(
+    readonly pool: UpstreamPool,
+    private readonly limits: UpstreamLimits,
+    private readonly options: { preserveHost: boolean; tls?: TlsOptions },
+  ) {
+    this.proxyTargets = new Map(pool.targets.map((target) => [target, toProxyTarget(target.url)]));
+    this.baseOptions = { agent: pool.agent, changeOrigin: !options.preserveHost, xfwd: false, secure: options.tls?.rejectUnauthorized !== false };
+    // http-proxy-middleware's proxy server, with its default plugins ejected: frontdoor answers errors
+    // itself and wires the proxy events below.
+    let server!: Parameters<Plugin>[0];
+    const capture: Plugin = (proxyServer) => {
+      server = proxyServer;
+    };
+    createProxyMiddleware({ target: pool.targets[0].href, ejectPlugins: true, plugins: [capture] });
+    this.server = server;
+    server.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage) => this.onProxyRequest(proxyReq, req));
+    server.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => this.onProxyResponse(proxyRes, req, res));
+  }
+
+  /**
+   * Sends `plan` to a target and streams the answer to `res`. When no answer can be given (no healthy
+   * target, every attempt failed, a timeout), `fail` gets the error to answer with. A client that leaves
+   * stops the upstream work it asked for.
+   */
+  forward(req: IncomingMessage, res: ServerResponse, plan: RequestPlan, fail: (err: GatewayError) => void): void {
+    const target = this.pool.pick(req);
+    if (!target) return fail(noHealthyUpstream(this.pool));
+    const headers = plan.headers;
+    const hasBody = plan.body !== undefined || headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0;
+    const exchange: Exchange = {
+      plan,
+      target,
+      trial: target.state === 'ejected',
+      tried: undefined,
+      retriesLeft: this.limits.retries,
+      idempotent: IDEMPOTENT.has(req.method ?? ''),
+      resendable: true,
+      streamed: hasBody && plan.body === undefined,
+      gate: undefined,
+      connected: false,
+      proxyReq: undefined,
+      timer: undefined,
+      responded: false,
+      done: false,
+      attempt: 0,
+      attemptStartedAt: 0,
+      span: undefined,
+      fail,
+    };
+    (req as ForwardedRequest)[EXCHANGE] = exchange;
+    res.once('close', () => {
+      if (exchange.done) return;
+      this.finish(exchange);
+      if (!res.writableFinished) {
+        // The client went away: stop the upstream work it asked for.
+        exchange.proxyReq?.destroy();
+        if (!exchange.responded) {
+          this.pool.release(exchange.target, exchange.trial);
+          this.attemptFailed(req, exchange, 'client_closed');
+        }
+      }
+    });
+    this.dispatch(req, res, exchange);
+  }
+
+  /**
+   * Proxies a WebSocket upgrade to a target. A failure before the handshake is answered on the socket with
+   * a bare status line (the client's WebSocket library reads only the status).
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, plan: Pick<RequestPlan, 'url' | 'headers'>): void {
+    const target = this.pool.pick(req);
+    if (!target) return rejectUpgrade(socket, 503, 'Service Unavailable');
+    const trial = target.state === 'ejected';
+    // As for requests: the plan is on req only while http-proxy builds the upstream request.
+    const clientUrl = req.url;
+    const clientHeaders = req.headers;
+    req.url = plan.url;
+    req.headers = plan.headers;
+    try {
+      this.server.ws(req, socket, head, {
+        ...this.baseOptions,
+        agent: false,
+        target: this.proxyTargets.get(target) as never,
+        ssl: target.url.protocol === 'https:' ? (this.options.tls as never) : undefined,
+      }, ((err: NodeJS.ErrnoException) => {
+        this.noteFailure(req, target, trial);
+        if (!socket.destroyed) rejectUpgrade(socket, attemptError(err).gatewayError.status, 'Bad Gateway');
+      }) as never);
+    } finally {
+      req.url = clientUrl;
+      req.headers = clientHeaders;
+    }
+  }
+
+  /** Closes the proxy server; the pool belongs to whoever created it. */
+  close(): void {
+    this.server.close();
+  }
+
+  private onProxyRequest(proxyReq: ClientRequest, req: IncomingMessage): void {
+    const exchange = (req as ForwardedRequest)[EXCHANGE];
+    if (!exchange) return;
+    if (exchange.done) {
+      proxyReq.destroy();
+      return;
+    }
+    exchange.proxyReq = proxyReq;
+    // http-proxy emits 'proxyReq' from the request's 'socket' event: the socket is there, from the pool
+    // (connected) or new (connecting).
+    const socket = proxyReq.socket;
+    if (!socket?.connecting) return this.connected(req, exchange, proxyReq);
+    const connectTimeout = this.limits.connectTimeout;
+    const timer = connectTimeout > 0 ? setTimeout(() => proxyReq.destroy(connectTimeoutError()), connectTimeout) : undefined;
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      this.connected(req, exchange, proxyReq);
+    });
+    proxyReq.once('close', () => clearTimeout(timer));
+  }
+
+  /**
+   * The attempt's connection is open: from now on the upstream may receive bytes of the request. A streamed
+   * body starts flowing only now, so a refused connection leaves it unread and the request can go elsewhere.
+   */
+  private connected(req: IncomingMessage, exchange: Exchange, proxyReq: ClientRequest): void {
+    if (exchange.proxyReq !== proxyReq || exchange.done) return;
+    exchange.connected = true;
+    if (exchange.gate) {
+      exchange.resendable = false;
+      req.pipe(exchange.gate);
+    }
+  }
+
+  private onProxyResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
+    const exchange = (req as ForwardedRequest)[EXCHANGE];
+    if (!exchange) return;
+    if (exchange.timer) clearTimeout(exchange.timer);
+    if (exchange.done) {
+      proxyRes.destroy();
+      return;
+    }
+    exchange.responded = true;
+    const status = proxyRes.statusCode ?? 502;
+    if (status >= 500) this.noteFailure(req, exchange.target, exchange.trial);
+    else this.pool.reportSuccess(exchange.target);
+    endUpstreamSpan(exchange.span, { status });
+    emitUpstreamResult(() => ({ req, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, status }));
+    scrubResponseHeaders(proxyRes.headers);
+    // The client's connection is the gateway's business, not the upstream's: say what Node will do with
+    // it (http-proxy would otherwise copy the upstream's value or default to keep-alive).
+    proxyRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
+    // An upstream that dies mid-body must not leave the client waiting for the rest: abort it too.
+    proxyRes.on('error', () => undefined);
+    proxyRes.once('close', () => {
+      if (!proxyRes.complete) res.destroy();
+    });
+  }
+
+  private finish(exchange: Exchange): void {
+    exchange.done = true;
+    if (exchange.timer) clearTimeout(exchange.timer);
+  }
+
+  /** Reports a failed attempt to passive health, and an ejection it causes to the request's span. */
+  private noteFailure(req: IncomingMessage, target: UpstreamTarget, trial: boolean): void {
+    if (this.pool.reportFailure(target, trial)) spanEvent(req, 'frontdoor.upstream.ejected', { 'frontdoor.upstream': target.href });
+  }
+
+  /** Closes the current attempt's span and reports it to observers. */
+  private attemptFailed(req: IncomingMessage, exchange: Exchange, errorType: string): void {
+    endUpstreamSpan(exchange.span, { errorType });
+    exchange.span = undefined;
+    emitUpstreamResult(() => ({ req, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, errorType }));
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
+    const target = exchange.target;
+    const context = getContext(req);
+    context.upstream = target.href;
+    exchange.proxyReq = undefined;
+    exchange.connected = false;
+    exchange.gate = exchange.streamed ? new PassThrough() : undefined;
+    exchange.attemptStartedAt = performance.now();
+    // The traceparent goes into the upstream's headers (the plan), never into the client's request.
+    exchange.span = context.span ? startUpstreamSpan(req, target.url, req.method ?? 'GET', exchange.attempt, exchange.plan.headers, exchange.plan.url) : undefined;
+    const timeout = this.limits.timeout;
+    exchange.timer = timeout > 0 ? setTimeout(() => this.onResponseTimeout(req, exchange), timeout) : undefined;
+    // http-proxy builds the upstream request from req.url and req.headers, synchronously inside web(): they
+    // carry the plan for that call only, and the client's request is back as it was sent right after.
+    const clientUrl = req.url;
+    const clientHeaders = req.headers;
+    req.url = exchange.plan.url;
+    req.headers = exchange.plan.headers;
+    try {
+      this.server.web(req, res, {
+        ...this.baseOptions,
+        target: this.proxyTargets.get(target) as never,
+        buffer: (exchange.plan.body ? Readable.from([exchange.plan.body]) : exchange.gate) as never,
+      }, ((err: NodeJS.ErrnoException, request: IncomingMessage, response: ServerResponse) => this.onAttemptError(err, request, response)) as never);
+    } catch (err) {
+      // http.request() throws synchronously on request data it refuses (e.g. an invalid header value).
+      this.finish(exchange);
+      this.attemptFailed(req, exchange, 'invalid_request');
+      this.pool.release(target, exchange.trial);
+      exchange.fail(new GatewayError('ERR_UPSTREAM_UNAVAILABLE', { detail: 'The request could not be sent to the upstream.', cause: err }));
+    } finally {
+      req.url = clientUrl;
+      req.headers = clientHeaders;
+    }
+  }
+
+  private onResponseTimeout(req: IncomingMessage, exchange: Exchange): void {
+    exchange.timer = undefined;
+    if (exchange.done || exchange.responded) return;
+    if (exchange.proxyReq) {
+      exchange.proxyReq.destroy(responseTimeoutError());
+      return;
+    }
+    // Still queued for a socket of our own pool: answer now; the request is dropped when a socket comes.
+    this.finish(exchange);
+    this.pool.release(exchange.target, exchange.trial);
+    this.attemptFailed(req, exchange, 'ERR_UPSTREAM_TIMEOUT');
+    exchange.fail(new GatewayError('ERR_UPSTREAM_TIMEOUT', { detail: 'The upstream did not answer in time.' }));
+  }
+
+  private onAttemptError(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse): void {
+    const exchange = (req as ForwardedRequest)[EXCHANGE];
+    if (!exchange || exchange.done) return;
+    const target = exchange.target;
+    if (isClientGone(req, res)) {
+      this.finish(exchange);
+      this.pool.release(target, exchange.trial);
+      this.attemptFailed(req, exchange, 'client_closed');
+      return;
+    }
+    if (exchange.timer) clearTimeout(exchange.timer);
+    this.noteFailure(req, target, exchange.trial);
+    const error = attemptError(err);
+    this.attemptFailed(req, exchange, err?.code === 'ERR_FRONTDOOR_RESPONSE_TIMEOUT' ? 'ERR_UPSTREAM_TIMEOUT' : err?.code === 'ERR_FRONTDOOR_CONNECT_TIMEOUT' ? 'ERR_UPSTREAM_CONNECT_TIMEOUT' : err?.code ?? 'error');
+    const reusedSocket = exchange.proxyReq?.reusedSocket === true;
+    // Sent again only what can be: a request whose connection never opened (nginx and Envoy retry those for every
+    // method: nothing reached the upstream), or an idempotent one whose body is still at hand.
+    const mayResend = exchange.resendable && (!exchange.connected || exchange.idempotent);
+    if (!res.headersSent && !exchange.responded && mayResend && exchange.retriesLeft > 0 && error.retriable) {
+      (exchange.tried ??= new Set()).add(target);
+      // A reset on a reused keep-alive socket is the classic stale-connection race: the same target may
+      // be tried again when no other is left.
+      const next = this.pool.pick(req, exchange.tried) ?? (error.reset && reusedSocket && target.state === 'healthy' ? target : undefined);
+      if (next) {
+        exchange.retriesLeft -= 1;
+        exchange.attempt += 1;
+        spanEvent(req, 'frontdoor.retry', { 'frontdoor.upstream': next.href, 'error.type': err?.code ?? 'error' });
+        exchange.target = next;
+        exchange.trial = next.state === 'ejected';
+        this.dispatch(req, res, exchange);
+        return;
+      }
+    }
+    this.finish(exchange);
+    exchange.fail(error.gatewayError);
+  }
+}
+
+function noHealthyUpstream(pool: UpstreamPool): GatewayError {
+  return new GatewayError('ERR_NO_HEALTHY_UPSTREAM', {
+    detail: 'No upstream is available to serve the request. Try again later.',
+    headers: { 'Retry-After': String(pool.retryAfterSeconds()) },
+  });
+}
+
+/** Refuses an upgrade with a bare status line (no body: WebSocket clients read only the status). */
+export function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.destroy();
+}
+
+function toProxyTarget(url: URL): ProxyTarget {
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
+  return { protocol: url.protocol, hostname, host: `${hostname}:${port}`, port, path, pathname: path, href: url.href };
+}
