@@ -10,6 +10,7 @@
  */
 'use strict';
 
+const crypto = require('node:crypto');
 const express = require('express');
 
 /** Orders every instance starts with, so `GET /api/orders/1001` answers on any instance. */
@@ -33,11 +34,18 @@ function createOrdersService({ instance }) {
 
   const app = express();
   app.disable('x-powered-by');
-  app.use(express.json());
   app.use(function servedBy(req, res, next) {
     res.set('X-Served-By', `orders-${instance}`);
     next();
   });
+  // For the demo only: answer with a digest of the body bytes exactly as they arrived, so you (and the
+  // smoke check) can compare it with what the client sent and see that the gateway forwarded them
+  // untouched, 20-digit numbers and whitespace included.
+  app.use(express.json({
+    verify(req, res, bytes) {
+      res.set('X-Received-Body-Sha256', crypto.createHash('sha256').update(bytes).digest('hex'));
+    },
+  }));
 
   app.get('/health', (req, res) => {
     res.json({ status: 'ok', servedBy: instance });
@@ -75,6 +83,13 @@ function createOrdersService({ instance }) {
 
   app.use((req, res) => {
     res.status(404).json({ error: 'not found', path: req.path, servedBy: instance });
+  });
+
+  // Malformed JSON (or any other error) as JSON, like every other answer of the service.
+  // Express knows an error handler by its four parameters, so `_next` stays although it is unused.
+  app.use((err, req, res, _next) => {
+    const status = Number.isInteger(err.status) && err.status >= 400 && err.status < 600 ? err.status : 500;
+    res.status(status).json({ error: status === 500 ? 'internal error' : err.message, servedBy: instance });
   });
 
   return app;

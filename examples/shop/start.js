@@ -1,72 +1,21 @@
 /**
  * Runs the shop example: two instances of the extracted orders service and the monolith with
  * frontdoor's gateway in front of it, all on 127.0.0.1. Prints the URLs and curl commands that show
- * routing, fall-through, load balancing and fail-over; `stop a` / `start a` on stdin (or SIGUSR2)
- * take instance a down and bring it back.
+ * routing, fall-through, load balancing, a JWT-protected write with a scope, a per-consumer rate limit,
+ * metrics, access logs and fail-over; `stop a` / `start a` on stdin (or SIGUSR2) take instance a down
+ * and bring it back, and the gateway prints a line when it ejects the instance and when it recovers.
  *
  *   node examples/shop/start.js           interactive (what `npm start` runs)
- *   node examples/shop/start.js --smoke   ephemeral ports, a few real requests, PASS/FAIL, exit 0 or 1
+ *   node examples/shop/start.js --smoke   ephemeral ports, real requests, PASS/FAIL, exit 0 or 1 (smoke.js)
  *
- * Environment: PORT (monolith, default 3000), ORDERS_PORT_A (4001), ORDERS_PORT_B (4002).
+ * Environment: PORT (monolith, default 3000), ORDERS_PORT_A (4001), ORDERS_PORT_B (4002),
+ * JWT_SECRET (default: 32 random bytes, new on every start).
  */
 'use strict';
 
-const http = require('node:http');
 const readline = require('node:readline');
-const { createMonolith } = require('./monolith');
-const { createOrdersService } = require('./orders-service');
-
-const HOST = '127.0.0.1';
-
-/** Starts `app` on HOST:port; resolves with the listening server. */
-function listen(app, port) {
-  return new Promise((resolve, reject) => {
-    const server = http.createServer(app);
-    server.once('error', reject);
-    server.listen(port, HOST, () => {
-      server.off('error', reject);
-      resolve(server);
-    });
-  });
-}
-
-/** Stops accepting connections and drops the open ones, so a stopped instance is really gone. */
-function closeServer(server) {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
-/**
- * One orders-service instance that can be stopped and started again on the same port.
- * With port 0 the first start picks a free port, which later restarts reuse.
- */
-function createInstance(name, port) {
-  const instance = {
-    name,
-    port,
-    server: null,
-    get running() { return instance.server !== null; },
-    get url() { return `http://${HOST}:${instance.port}`; },
-    async start() {
-      if (instance.server) return false;
-      // A fresh app each time: a restarted instance comes back with an empty in-memory store, like a
-      // restarted process would.
-      instance.server = await listen(createOrdersService({ instance: name }), instance.port);
-      instance.port = instance.server.address().port;
-      return true;
-    },
-    async stop() {
-      if (!instance.server) return false;
-      const server = instance.server;
-      instance.server = null;
-      await closeServer(server);
-      return true;
-    },
-  };
-  return instance;
-}
+const { startShop } = require('./shop');
+const { demoTokens, jwtSecret } = require('./tokens');
 
 /** Reads a port from the environment, or exits with a message naming the variable. */
 function portFromEnv(name, fallback) {
@@ -80,32 +29,6 @@ function portFromEnv(name, fallback) {
   return port;
 }
 
-/** Starts both instances and the monolith. Closes whatever did start if one of them fails. */
-async function startAll({ port, portA, portB }) {
-  const instances = { a: createInstance('a', portA), b: createInstance('b', portB) };
-  let monolithServer = null;
-  let app = null;
-  try {
-    await instances.a.start();
-    await instances.b.start();
-    app = createMonolith({ ordersTargets: [instances.a.url, instances.b.url] });
-    monolithServer = await listen(app, port);
-  } catch (err) {
-    await Promise.all([instances.a.stop(), instances.b.stop()]);
-    if (app) await app.locals.gateway.close();
-    throw err;
-  }
-  const shop = {
-    instances,
-    url: `http://${HOST}:${monolithServer.address().port}`,
-    async close() {
-      await Promise.all([closeServer(monolithServer), instances.a.stop(), instances.b.stop()]);
-      await app.locals.gateway.close();
-    },
-  };
-  return shop;
-}
-
 // --- interactive mode -------------------------------------------------------------------------
 
 async function runInteractive() {
@@ -113,14 +36,19 @@ async function runInteractive() {
     port: portFromEnv('PORT', 3000),
     portA: portFromEnv('ORDERS_PORT_A', 4001),
     portB: portFromEnv('ORDERS_PORT_B', 4002),
+    jwtSecret: jwtSecret(),
+    accessLog: true, // pino JSON lines on stdout, between the lines this script prints
+    report: (line) => console.log(`>> ${line}`),
   };
   let shop;
   try {
-    shop = await startAll(settings);
+    shop = await startShop(settings);
   } catch (err) {
     if (err && err.code === 'EADDRINUSE') {
       console.error(`Port ${err.port} is already in use. Choose others with PORT, ORDERS_PORT_A and ORDERS_PORT_B, e.g.\n` +
         '  PORT=3100 ORDERS_PORT_A=4101 ORDERS_PORT_B=4102 npm start');
+    } else if (err && err.code === 'ERR_CONFIG') {
+      console.error(err.message); // names the option, e.g. a JWT_SECRET shorter than 32 bytes: the stack adds nothing
     } else {
       console.error(err);
     }
@@ -130,16 +58,24 @@ async function runInteractive() {
   const { instances } = shop;
   const base = shop.url;
   const interactive = Boolean(process.stdin.isTTY);
-  const body = '{"userId":1,"items":[{"productId":"p-1","quantity":2}]}';
+  const tokens = demoTokens(settings.jwtSecret);
+  // The 20-digit number would come out rounded if anything parsed and re-serialised the body on the way.
+  const body = '{"userId":1,"items":[{"productId":"p-1","quantity":2}],"ref":12345678901234567890}';
+  const post = (token) => `curl -i -X POST ${base}/api/orders${token ? ` -H 'authorization: Bearer ${token}'` : ''} -H 'content-type: application/json' -d '${body}'`;
+  const loop = `for i in 1 2 3 4 5 6; do curl -s -o /dev/null -D - -X POST ${base}/api/orders -H 'authorization: Bearer ${tokens.alice}' ` +
+    `-H 'content-type: application/json' -d '${body}' | grep -iE '^(HTTP|ratelimit|retry-after)'; done`;
   console.log(`
 frontdoor shop example: a monolith that has handed /api/orders to an extracted service
 
   monolith + gateway           ${base}
   orders service, instance a   ${instances.a.url}
   orders service, instance b   ${instances.b.url}
+  JWT secret (HS256)           ${process.env.JWT_SECRET ? 'from JWT_SECRET' : 'random, new on every start (set JWT_SECRET to choose it)'}
+  demo tokens, valid 1 hour    alice: scope orders:write; bob: scope orders:read
+  access log                   one JSON line per proxied request, on this terminal
 
 Try it:
-  # routed by the gateway to the orders service; run it twice: "servedBy" alternates a, b
+  # routed by the gateway to the orders service (reads are public); run it twice: "servedBy" alternates a, b
   curl -i ${base}/api/orders
 
   # served in-process by the monolith (no route matches, so the gateway calls next())
@@ -148,14 +84,30 @@ Try it:
   # neither a gateway route nor a monolith handler: the monolith's own 404
   curl -i ${base}/api/nothing-here
 
-  # a JSON body forwarded to the orders service: 201 Created
-  curl -i -X POST ${base}/api/orders -H 'content-type: application/json' -d '${body}'
+  # creating an order needs a token: 401 problem+json (ERR_AUTH_MISSING) with a WWW-Authenticate challenge
+  ${post()}
+
+  # bob's token is valid but lacks the orders:write scope: 403 problem+json (ERR_FORBIDDEN_SCOPE)
+  ${post(tokens.bob)}
+
+  # alice's token has it: 201 Created. X-Received-Body-Sha256 is the digest of the bytes the service got:
+  # the same as  printf '%s' '${body}' | sha256sum
+  ${post(tokens.alice)}
+
+  # alice may create 5 orders a minute (counted per consumer, not per IP). The POST above counted too,
+  # so this loop gets 201 until her 5 are used, then 429 with RateLimit and Retry-After headers
+  ${loop}
+
+  # Prometheus metrics: requests per route, method and status class; 1 or 0 per target for upstream health
+  curl -s ${base}/metrics | grep -E '^http_server_request_duration[a-z_]*_count|^frontdoor_(upstream_healthy|rate_limit)'
 
 Fail-over:
-  ${interactive ? 'Type "stop a" + Enter' : 'Send SIGUSR2'} (or: kill -USR2 ${process.pid}) to stop instance a, then curl
-  ${base}/api/orders again: every answer now comes from b. A refused GET is retried on
-  the other instance, and after 2 failures in a row a is out of rotation for 5s; then one trial
-  request checks whether it is back. ${interactive ? '"start a" restarts it (SIGUSR2 toggles).' : 'SIGUSR2 again restarts it.'}
+  ${interactive ? `Type "stop a" + Enter (or: kill -USR2 ${process.pid})` : `Run kill -USR2 ${process.pid}`} to stop instance a, then run this a few times:
+  curl ${base}/api/orders
+  Every answer now comes from b. A request that finds a refusing connections is retried on b (a POST
+  too: nothing reached a). After 2 failures in a row the gateway ejects a for 5s and prints
+  ">> upstream … ejected" here. ${interactive ? '"start a" restarts it' : 'The same kill again restarts it'}; after the cooldown one trial request goes
+  to a, and ">> upstream … recovered" is printed.
 ${interactive ? '  Commands: stop a|b, start a|b, status, help, quit.\n' : ''}  Ctrl+C stops everything.
 `);
 
@@ -220,140 +172,8 @@ ${interactive ? '  Commands: stop a|b, start a|b, status, help, quit.\n' : ''}  
   }
 }
 
-// --- smoke mode -------------------------------------------------------------------------------
-
-/** One HTTP request on a fresh connection; resolves with status, headers and the parsed JSON body. */
-function request(method, url, { body, rawBody, timeoutMs = 5000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const payload = rawBody !== undefined ? rawBody : body !== undefined ? JSON.stringify(body) : undefined;
-    const headers = payload !== undefined
-      ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-      : {};
-    const req = http.request(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
-      const chunks = [];
-      res.on('data', (chunk) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-function describe(res) {
-  const text = res.text.length > 200 ? `${res.text.slice(0, 200)}…` : res.text;
-  return `${res.status} ${text}`;
-}
-
-async function runSmoke() {
-  const results = [];
-  async function check(name, fn) {
-    try {
-      await fn();
-      results.push(true);
-      console.log(`PASS  ${name}`);
-    } catch (err) {
-      results.push(false);
-      console.log(`FAIL  ${name}: ${err && err.message ? err.message : err}`);
-    }
-  }
-  function expect(condition, message) {
-    if (!condition) throw new Error(message);
-  }
-
-  const watchdog = setTimeout(() => {
-    console.log('FAIL  smoke run did not finish within 30s');
-    process.exit(1);
-  }, 30_000);
-  watchdog.unref();
-
-  let shop;
-  try {
-    shop = await startAll({ port: 0, portA: 0, portB: 0 });
-  } catch (err) {
-    console.log(`FAIL  start the example: ${err && err.message ? err.message : err}`);
-    process.exit(1);
-  }
-  const base = shop.url;
-
-  await check('GET /api/orders twice is load-balanced over both instances', async () => {
-    const first = await request('GET', `${base}/api/orders`);
-    const second = await request('GET', `${base}/api/orders`);
-    for (const res of [first, second]) {
-      expect(res.status === 200, `expected 200, got ${describe(res)}`);
-      expect(res.json && ['a', 'b'].includes(res.json.servedBy), `expected servedBy a or b, got ${describe(res)}`);
-      expect(res.headers['x-served-by'] === `orders-${res.json.servedBy}`, `X-Served-By is ${res.headers['x-served-by']}`);
-    }
-    expect(first.json.servedBy !== second.json.servedBy,
-      `both answers came from instance ${first.json.servedBy}`);
-  });
-
-  await check('GET /api/users is served in-process by the monolith', async () => {
-    const res = await request('GET', `${base}/api/users`);
-    expect(res.status === 200 && res.json && res.json.servedBy === 'monolith', `expected 200 from the monolith, got ${describe(res)}`);
-    expect(res.headers['x-served-by'] === undefined, 'an in-process answer should not carry X-Served-By');
-  });
-
-  await check('GET /api/nothing-here falls through to the monolith\'s 404', async () => {
-    const res = await request('GET', `${base}/api/nothing-here`);
-    expect(res.status === 404 && res.json && res.json.servedBy === 'monolith', `expected the monolith's 404, got ${describe(res)}`);
-  });
-
-  await check('POST /api/orders with malformed JSON is answered 400 problem+json', async () => {
-    const res = await request('POST', `${base}/api/orders`, { rawBody: '{"userId":' });
-    expect(res.status === 400, `expected 400, got ${describe(res)}`);
-    expect(String(res.headers['content-type']).startsWith('application/problem+json'),
-      `expected application/problem+json, got ${res.headers['content-type']}`);
-  });
-
-  await shop.instances.a.stop();
-  await check('with instance a stopped, GET /api/orders is still 200, always from b', async () => {
-    for (let i = 0; i < 4; i++) {
-      const res = await request('GET', `${base}/api/orders`);
-      expect(res.status === 200 && res.json && res.json.servedBy === 'b', `request ${i + 1}: expected 200 from b, got ${describe(res)}`);
-    }
-  });
-
-  let created;
-  await check('POST /api/orders with a JSON body is 201 Created', async () => {
-    const res = await request('POST', `${base}/api/orders`, { body: { userId: 1, items: [{ productId: 'p-1', quantity: 2 }] } });
-    expect(res.status === 201, `expected 201, got ${describe(res)}`);
-    expect(res.json && res.json.order && res.json.order.userId === 1 && res.json.order.items.length === 1,
-      `the body did not arrive intact: ${describe(res)}`);
-    created = res.json;
-  });
-
-  await check('GET /api/orders/:id finds the order just created', async () => {
-    expect(created, 'no order was created');
-    const res = await request('GET', `${base}/api/orders/${encodeURIComponent(created.order.id)}`);
-    expect(res.status === 200 && res.json && res.json.order && res.json.order.id === created.order.id,
-      `expected the order ${created.order.id}, got ${describe(res)}`);
-  });
-
-  await shop.close();
-  const failed = results.filter((ok) => !ok).length;
-  console.log(failed === 0 ? `smoke: all ${results.length} checks passed` : `smoke: ${failed} of ${results.length} checks failed`);
-  clearTimeout(watchdog);
-
-  // Everything is closed, so the process should now exit by itself. If it does not, something
-  // (a socket, a timer) was left open: report it rather than hide it.
-  process.exitCode = failed === 0 ? 0 : 1;
-  const leak = setTimeout(() => {
-    const open = process.getActiveResourcesInfo().filter((type) => type !== 'Timeout');
-    console.log(`FAIL  everything closed: the process is still held open by ${open.join(', ') || 'timers'}`);
-    process.exit(1);
-  }, 3000);
-  leak.unref();
-}
-
 if (process.argv.includes('--smoke')) {
-  runSmoke().catch((err) => {
+  require('./smoke').runSmoke().catch((err) => {
     console.log(`FAIL  smoke run crashed: ${err && err.stack ? err.stack : err}`);
     process.exit(1);
   });
