@@ -50,6 +50,8 @@ export interface RequestContext {
   traceContext?: Context;
   /** Code of the error the gateway answered with, for metrics and logs. */
   errorCode?: string;
+  /** Observers that already took the request: a request is counted and logged once, however many are mounted. */
+  observed?: { metrics?: boolean; accessLog?: boolean };
   /** Run once the response closes (finished or aborted), in the order added: see onResponseClose(). */
   closeHandlers?: Array<() => void>;
 }

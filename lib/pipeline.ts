@@ -43,6 +43,8 @@ export interface FeatureParts {
   upgrade?: UpgradeHandler;
   /** Final handlers only: the upstream pool, for health metrics. */
   pool?: UpstreamPool;
+  /** Runs in this phase instead of the feature's own (a limit by IP alone runs before authentication). */
+  phase?: Phase;
   /** Releases what the part holds (timers, sockets, store connections). */
   close?(): Promise<void> | void;
 }

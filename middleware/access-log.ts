@@ -61,6 +61,9 @@ export function accessLog(options: AccessLogOptions = {}, optionPrefix = ''): Mi
 
   return function accessLogMiddleware(req, res, next) {
     const context = getContext(req, res);
+    // One line per request, by whichever accessLog() comes first.
+    if (context.observed?.accessLog) return next();
+    (context.observed ??= {}).accessLog = true;
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
     // As the client sent them: proxy() rewrites req.headers for the upstream later.

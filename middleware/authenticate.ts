@@ -12,7 +12,9 @@ import { ConfigError, GatewayError } from '../lib/errors';
 import { sendProblem } from '../lib/problem';
 import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
-import { defineSchema, errorMode, parseOptions } from '../lib/schema';
+import { defineSchema, duration, errorMode, parseOptions } from '../lib/schema';
+import type { Duration } from '../lib/duration';
+import { failureBudget } from './auth/failure-budget';
 import { registerCredentialHeaders, registerIdentityHeaders, stripIdentityHeaders } from '../lib/auth-headers';
 import { apiKeySchema, apiKeyScheme, ApiKeyOptions } from './auth/api-key';
 import { realm as realmSchema, Scheme, unauthorized } from './auth/common';
@@ -45,6 +47,13 @@ export interface AuthenticateOptions {
   forwardAuthorization?: boolean;
   /** Realm in `WWW-Authenticate` (printable ASCII without quotes). Defaults to `'api'`. */
   realm?: string;
+  /**
+   * Failed authentications allowed per client address in a window (rejected tokens, keys or certificates;
+   * missing and expired credentials do not count). Past it, the address gets `429 ERR_RATE_LIMITED` without its
+   * credentials being checked until the window ends: guessing is throttled. Per process. `false` turns it off.
+   * Defaults to `{ limit: 20, window: '1m' }`.
+   */
+  failureLimit?: { limit?: number; window?: Duration } | false;
   /** Answer failures as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
   onError?: ErrorMode;
 }
@@ -62,6 +71,9 @@ export const authenticateSchema = defineSchema((z) =>
       identityHeaders: z.union([z.boolean(), identityHeadersSchema()], { error: 'must be false or an object of identity header names.' }).optional(),
       forwardAuthorization: z.boolean({ error: 'must be true or false' }).default(true),
       realm: realmSchema(z).default('api'),
+      failureLimit: z
+        .union([z.literal(false), z.strictObject({ limit: z.number().int().min(1, { error: 'must be a positive integer' }).default(20), window: duration(z).default(60_000) })], { error: 'must be false or { limit, window }.' })
+        .default({ limit: 20, window: 60_000 }),
       onError: errorMode(z).default('respond'),
     },
     { error: "must be an object of authenticate() options, e.g. { jwt: { secret, algorithms: ['HS256'] } }." },
@@ -102,11 +114,17 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
   registerCredentialHeaders(credentialHeaders);
   const { forwardAuthorization, optional } = config;
   const challenges = schemes.map((scheme) => scheme.challenge).join(', ');
+  const budget = config.failureLimit === false ? undefined : failureBudget(config.failureLimit.limit, config.failureLimit.window);
 
   return function authenticateMiddleware(req, res, next) {
     const context = getContext(req, res);
     // Whatever the outcome, the client's own copies of the identity headers never reach the upstream.
     stripIdentityHeaders(req.headers);
+    const throttled = budget?.exhausted(req);
+    if (throttled) {
+      if (onError === 'next') return next(throttled);
+      return sendProblem(req, res, throttled);
+    }
     run(req, res).then(
       (consumer) => {
         (req as { user?: Consumer }).user = consumer;
@@ -120,6 +138,7 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
         next();
       },
       (err: unknown) => {
+        budget?.record(req, err);
         if (onError === 'next') next(err);
         else sendProblem(req, res, err);
       },

@@ -19,23 +19,35 @@ export interface AuthorizeOptions {
   tiers?: string[];
   /** Custom rule; return true to allow. Runs after the scope and tier checks. Defaults to none. */
   allow?: (consumer: Consumer, req: IncomingMessage) => boolean;
+  /**
+   * Rules for some methods, over the ones above: `{ POST: { scopes: ['orders:write'] } }` asks for
+   * `orders:write` on POST and keeps the other fields. `HEAD` follows `GET` unless it has its own. Defaults to none.
+   */
+  methods?: Record<string, MethodRule>;
   /** Realm of the `WWW-Authenticate` challenge when no one is authenticated. Defaults to `'api'`; in a route table, the route's auth realm. */
   realm?: string;
   /** Answer refusals as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
   onError?: ErrorMode;
 }
 
-/** The options of authorize(); at least one of `scopes`, `tiers` and `allow` is checked for by authorize(). */
+/** What a request must satisfy: a method's rule overrides the fields it sets. */
+export type MethodRule = Pick<AuthorizeOptions, 'scopes' | 'tiers' | 'allow'>;
+
+/** The options of authorize(); at least one of `scopes`, `tiers`, `allow` and `methods` is checked for by authorize(). */
 export const authorizeSchema = defineSchema((z) => {
   const list = () =>
     z
       .array(z.string({ error: 'must be a non-empty string' }).min(1, { error: 'must be a non-empty string' }), { error: 'must be a non-empty list of strings' })
       .min(1, { error: 'must be a non-empty list of strings' });
+  const rule = {
+    scopes: list().optional(),
+    tiers: list().optional(),
+    allow: fn<NonNullable<AuthorizeOptions['allow']>>(z, '(consumer, req) => boolean').optional(),
+  };
   return z.strictObject(
     {
-      scopes: list().optional(),
-      tiers: list().optional(),
-      allow: fn<NonNullable<AuthorizeOptions['allow']>>(z, '(consumer, req) => boolean').optional(),
+      ...rule,
+      methods: z.record(z.string().regex(/^[A-Z]+$/, { error: 'must be an HTTP method in capitals, e.g. POST' }), z.strictObject(rule)).optional(),
       realm: realmSchema(z).default('api'),
       onError: errorMode(z).default('respond'),
     },
@@ -52,38 +64,51 @@ export const authorizeSchema = defineSchema((z) => {
 export function authorize(options: AuthorizeOptions | ((consumer: Consumer, req: IncomingMessage) => boolean), optionPrefix = ''): Middleware {
   const resolved: AuthorizeOptions = typeof options === 'function' ? { allow: options } : options;
   if (!resolved || typeof resolved !== 'object') throw new ConfigError(`authorize() needs options. Example: authorize({ scopes: ['orders:write'] }).`);
-  const { scopes, tiers, allow, realm: challengeRealm, onError } = parseOptions(authorizeSchema(), resolved, optionPrefix);
+  const { scopes, tiers, allow, methods, realm: challengeRealm, onError } = parseOptions(authorizeSchema(), resolved, optionPrefix);
   const name = (key: string) => optionPrefix + key;
-  if (!scopes && !tiers && !allow) throw new ConfigError(`authorize() needs "${name('scopes')}", "${name('tiers')}" or "${name('allow')}".`);
+  if (!scopes && !tiers && !allow && !methods) throw new ConfigError(`authorize() needs "${name('scopes')}", "${name('tiers')}", "${name('allow')}" or "${name('methods')}".`);
   const challenge = `Bearer realm="${challengeRealm}"`;
+  const base: MethodRule = { scopes, tiers, allow };
+  // Rules per method, merged once here: the request only looks its method up.
+  const byMethod = new Map(Object.entries(methods ?? {}).map(([method, rule]) => [method, { ...base, ...dropUndefined(rule) }]));
+  if (byMethod.has('GET') && !byMethod.has('HEAD')) byMethod.set('HEAD', byMethod.get('GET') as MethodRule);
 
   return function authorizeMiddleware(req, res, next) {
-    const fail = (err: GatewayError) => (onError === 'next' ? next(err) : sendProblem(req, res, err));
     const consumer = getConsumer(req);
-    if (!consumer) return fail(new GatewayError(401, 'ERR_AUTH_MISSING', { detail: 'Credentials are required.', headers: { 'WWW-Authenticate': challenge } }));
-    if (scopes) {
-      const missing = scopes.filter((scope) => !consumer.scopes.includes(scope));
-      if (missing.length) {
-        return fail(new GatewayError(403, 'ERR_FORBIDDEN_SCOPE', {
-          detail: `This request needs the scope${missing.length > 1 ? 's' : ''} ${missing.join(' ')}.`,
-          headers: consumer.scheme === 'jwt' ? { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${scopes.join(' ')}"` } : undefined,
-        }));
-      }
-    }
-    if (tiers && !(consumer.tier && tiers.includes(consumer.tier))) {
-      return fail(new GatewayError(403, 'ERR_FORBIDDEN', { detail: 'Your plan does not include this API.' }));
-    }
-    if (allow) {
-      let allowed: boolean;
-      try {
-        allowed = allow(consumer, req) === true;
-      } catch (err) {
-        return fail(new GatewayError(500, 'ERR_INTERNAL', { detail: 'The access rule failed.', cause: err }));
-      }
-      if (!allowed) return fail(new GatewayError(403, 'ERR_FORBIDDEN', { detail: 'You are not allowed to make this request.' }));
-    }
-    next();
+    const refusal = consumer ? check(byMethod.get(req.method ?? '') ?? base, consumer, req) : new GatewayError('ERR_AUTH_MISSING', { detail: 'Credentials are required.', headers: { 'WWW-Authenticate': challenge } });
+    if (!refusal) return next();
+    if (onError === 'next') next(refusal);
+    else sendProblem(req, res, refusal);
   };
+}
+
+/** Why `consumer` may not make `req` under `rule`, or undefined when it may. */
+function check(rule: MethodRule, consumer: Consumer, req: IncomingMessage): GatewayError | undefined {
+  const { scopes, tiers, allow } = rule;
+  if (scopes) {
+    const missing = scopes.filter((scope) => !consumer.scopes.includes(scope));
+    if (missing.length) {
+      return new GatewayError('ERR_FORBIDDEN_SCOPE', {
+        detail: `This request needs the scope${missing.length > 1 ? 's' : ''} ${missing.join(' ')}.`,
+        headers: consumer.scheme === 'jwt' ? { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${scopes.join(' ')}"` } : undefined,
+      });
+    }
+  }
+  if (tiers && !(consumer.tier && tiers.includes(consumer.tier))) return new GatewayError('ERR_FORBIDDEN', { detail: 'Your plan does not include this API.' });
+  if (allow) {
+    let allowed: boolean;
+    try {
+      allowed = allow(consumer, req) === true;
+    } catch (err) {
+      return new GatewayError('ERR_INTERNAL', { detail: 'The access rule failed.', cause: err });
+    }
+    if (!allowed) return new GatewayError('ERR_FORBIDDEN', { detail: 'You are not allowed to make this request.' });
+  }
+  return undefined;
+}
+
+function dropUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>;
 }
 
 /** The route option `authorize`: needs the route's `auth`; a refused upgrade gets its 403 on the socket. */

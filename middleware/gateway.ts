@@ -343,9 +343,14 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   };
   routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build
   const scope = { optionPrefix: prefix, routeName: compiled.name, methods: methods ? [...methods].sort() : undefined, route: values, gateway: gatewayOptions, shared };
-  for (const feature of features) {
+  const built = features.map((feature) => {
     const parts = feature.build(values[feature.option], scope);
     compiled.parts.push(parts);
+    return { feature, parts, phase: PHASE_ORDER.get(parts.phase ?? feature.phase) ?? 0 };
+  });
+  // A part may run in another phase than its feature's (a limit by IP alone, before authentication).
+  built.sort((a, b) => a.phase - b.phase);
+  for (const { feature, parts } of built) {
     if (parts.handler) {
       compiled.handlers.push(parts.handler);
       if (feature.upgrade.apply && feature.phase !== 'final') compiled.upgradePolicies.push(parts.handler);

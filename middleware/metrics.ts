@@ -147,6 +147,9 @@ export function metrics(options: MetricsOptions = {}, optionPrefix = ''): Middle
 
   const middleware = function metricsMiddleware(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
     const context = getContext(req, res);
+    // Counted once, by whichever metrics() comes first (an app-wide one and the gateway's, say).
+    if (context.observed?.metrics) return next();
+    (context.observed ??= {}).metrics = true;
     const method = normaliseMethod(req.method);
     registry.requestStarted(method);
     onResponseClose(context, res, function recordRequest() {

@@ -46,6 +46,12 @@ export interface RateLimitOptions {
   ipv6Subnet?: number;
   /** Where operator warnings go (outages, risky settings). Defaults to the console. */
   logger?: Logger;
+  /**
+   * Limits for some methods, each on a counter of its own: `{ POST: { limit: 10 } }` allows 10 POSTs a
+   * window next to `limit` requests of other methods. The fields not given are the ones above. `HEAD`
+   * follows `GET` unless it has its own. Defaults to none.
+   */
+  methods?: Record<string, Pick<RateLimitOptions, 'limit' | 'window' | 'key' | 'tiers' | 'default'>>;
   /** Answer errors as problem+json (`'respond'`, the default) or hand them to `next(err)`. */
   onError?: ErrorMode;
 }
@@ -61,21 +67,34 @@ function positiveInteger(z: Z) {
   return z.number({ error: 'must be a positive integer' }).refine((value) => Number.isInteger(value) && value >= 1, { error: 'must be a positive integer' });
 }
 
+/** The fields a method may override. */
+function countingShape(z: Z) {
+  return {
+    limit: positiveInteger(z).optional(),
+    window: duration(z)
+      .refine((ms) => ms >= 1000, { error: 'must be at least 1s' })
+      .optional(),
+    key: z
+      .custom<'ip' | 'consumer' | ((req: IncomingMessage) => string)>((value) => value === 'ip' || value === 'consumer' || typeof value === 'function', {
+        error: "must be 'ip', 'consumer' or a function (req) => string.",
+      })
+      .optional(),
+    tiers: z.record(z.string(), positiveInteger(z), { error: 'must be an object of tier → limit, e.g. { free: 100, enterprise: 10000 }.' }).optional(),
+    default: positiveInteger(z).optional(),
+  };
+}
+
 /** The options of rateLimit(), resolved: durations in ms, defaults filled in (`default` is filled by rateLimit()). */
 export const rateLimitSchema = defineSchema((z) =>
   z.strictObject(
     {
+      ...countingShape(z),
       limit: positiveInteger(z).default(60),
       window: duration(z)
         .refine((ms) => ms >= 1000, { error: 'must be at least 1s' })
         .default(60_000),
-      key: z
-        .custom<'ip' | 'consumer' | ((req: IncomingMessage) => string)>((value) => value === 'ip' || value === 'consumer' || typeof value === 'function', {
-          error: "must be 'ip', 'consumer' or a function (req) => string.",
-        })
-        .default('ip'),
-      tiers: z.record(z.string(), positiveInteger(z), { error: 'must be an object of tier → limit, e.g. { free: 100, enterprise: 10000 }.' }).optional(),
-      default: positiveInteger(z).optional(),
+      key: countingShape(z).key.unwrap().default('ip'),
+      methods: z.record(z.string().regex(/^[A-Z]+$/, { error: 'must be an HTTP method in capitals, e.g. POST' }), z.strictObject(countingShape(z))).optional(),
       name: z.string({ error: 'must be a non-empty string.' }).min(1, { error: 'must be a non-empty string.' }).optional(),
       // A URL's scheme, or a client's command method (lib/redis.ts relies on them when it connects).
       redis: z
@@ -116,12 +135,41 @@ function resolveOptions(options: RateLimitOptions, optionPrefix: string): RateLi
 }
 
 /**
+ * Whether a limit can run before authentication: it counts by IP and needs no consumer (no tiers). Such
+ * limits throttle token and API-key guessing too, which a limit after authentication never sees.
+ */
+export function limitsByAddressOnly(config: RateLimitConfig): boolean {
+  const counts = [config, ...Object.values(config.methods ?? {})];
+  return counts.every((count) => (count.key ?? config.key) === 'ip' && (count.tiers ?? config.tiers) === undefined);
+}
+
+/** The base limiter, and one per method with its own counter (`<name>:<METHOD>`). */
+function buildLimiter(config: RateLimitConfig, optionPrefix: string): RateLimitMiddleware {
+  const base = createLimiter({ ...config, methods: undefined }, optionPrefix);
+  if (!config.methods) return base;
+  const byMethod = new Map<string, RateLimitMiddleware>();
+  for (const [method, override] of Object.entries(config.methods)) {
+    const fields = Object.fromEntries(Object.entries(override).filter(([, value]) => value !== undefined));
+    const limit = (fields.limit as number | undefined) ?? config.limit;
+    byMethod.set(method, createLimiter({ ...config, ...fields, limit, default: (fields.default as number | undefined) ?? limit, methods: undefined, name: config.name && `${config.name}:${method}` }, `${optionPrefix}methods.${method}.`));
+  }
+  if (byMethod.has('GET') && !byMethod.has('HEAD')) byMethod.set('HEAD', byMethod.get('GET') as RateLimitMiddleware);
+  const middleware = function rateLimitByMethod(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
+    (byMethod.get(req.method ?? '') ?? base)(req, res, next);
+  } as RateLimitMiddleware;
+  middleware.close = async () => {
+    await Promise.all([base, ...new Set(byMethod.values())].map((limiter) => limiter.close()));
+  };
+  return middleware;
+}
+
+/**
  * @example
  * app.use('/api', rateLimit({ limit: 100, window: '1m' }));
  * app.use('/api', authenticate({ jwt }), rateLimit({ key: 'consumer', window: '1m', tiers: { free: 100, enterprise: 10000 }, default: 60, redis: 'redis://127.0.0.1:6379', name: 'api' }));
  */
 export function rateLimit(options: RateLimitOptions = {}, optionPrefix = ''): RateLimitMiddleware {
-  return createLimiter(resolveOptions(options, optionPrefix), optionPrefix);
+  return buildLimiter(resolveOptions(options, optionPrefix), optionPrefix);
 }
 
 function createLimiter(config: RateLimitConfig, optionPrefix: string): RateLimitMiddleware {
@@ -228,6 +276,7 @@ function describe(message: unknown): string {
 /**
  * The route option `rateLimit`. Counters are per route — its name, or its path and methods — unless
  * routes share a `name`; a shared counter needs the same resolved options. Upgrades count too (429 on the socket).
+ * A limit by IP alone runs in the admit phase, before authentication; one by consumer or tier after it.
  */
 export const rateLimitFeature: FeatureDescriptor = {
   option: 'rateLimit',
@@ -240,7 +289,8 @@ export const rateLimitFeature: FeatureDescriptor = {
     const counter = { ...config, name: config.name ?? route };
     // Routes may share a counter when their resolved options are the same ('1m' is 60000; a key
     // function, a Redis client and a logger compare by identity, lib/scope.ts).
-    const limiter = scope.shared.get('counter', counter.name, counter, `route "${scope.routeName}"`, `"${option}"`, () => createLimiter(counter, `${option}.`), (shared) => shared.close());
-    return { handler: limiter };
+    const limiter = scope.shared.get('counter', counter.name, counter, `route "${scope.routeName}"`, `"${option}"`, () => buildLimiter(counter, `${option}.`), (shared) => shared.close());
+    // A limit by address alone runs before authentication, so failed credentials are throttled too.
+    return { handler: limiter, phase: limitsByAddressOnly(counter) ? 'admit' : undefined };
   },
 };
