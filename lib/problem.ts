@@ -74,3 +74,12 @@ export function sendProblem(req: IncomingMessage, res: ServerResponse, err: unkn
   if (error.headers) for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
   res.end(req.method === 'HEAD' ? undefined : body);
 }
+
+/**
+ * Answers an error the way a middleware's `onError` says: problem+json (`'respond'`), or `next(err)` for the
+ * app's error handler. Once the response has started only sendProblem() can end it (it aborts the connection).
+ */
+export function respondOrNext(mode: 'respond' | 'next', req: IncomingMessage, res: ServerResponse, next: ((err?: unknown) => void) | undefined, err: unknown): void {
+  if (mode === 'next' && next && !res.headersSent) next(err);
+  else sendProblem(req, res, err);
+}

@@ -9,7 +9,7 @@ import passport from 'passport';
 import { getContext, upstreamPlan } from '../lib/context';
 import { ANONYMOUS, Consumer } from '../lib/consumer';
 import { ConfigError, GatewayError } from '../lib/errors';
-import { sendProblem } from '../lib/problem';
+import { respondOrNext } from '../lib/problem';
 import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
 import { defineSchema, duration, errorMode, parseOptions } from '../lib/schema';
@@ -121,10 +121,7 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
     // Whatever the outcome, the client's own copies of the identity headers never reach the upstream.
     stripIdentityHeaders(req.headers);
     const throttled = budget?.exhausted(req);
-    if (throttled) {
-      if (onError === 'next') return next(throttled);
-      return sendProblem(req, res, throttled);
-    }
+    if (throttled) return respondOrNext(onError, req, res, next, throttled);
     run(req, res).then(
       (consumer) => {
         (req as { user?: Consumer }).user = consumer;
@@ -139,8 +136,7 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
       },
       (err: unknown) => {
         budget?.record(req, err);
-        if (onError === 'next') next(err);
-        else sendProblem(req, res, err);
+        respondOrNext(onError, req, res, next, err);
       },
     );
   };

@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Consumer, getConsumer } from '../lib/consumer';
 import { ConfigError, GatewayError } from '../lib/errors';
-import { sendProblem } from '../lib/problem';
+import { respondOrNext } from '../lib/problem';
 import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
 import { defineSchema, errorMode, fn, parseOptions } from '../lib/schema';
@@ -77,8 +77,7 @@ export function authorize(options: AuthorizeOptions | ((consumer: Consumer, req:
     const consumer = getConsumer(req);
     const refusal = consumer ? check(byMethod.get(req.method ?? '') ?? base, consumer, req) : new GatewayError('ERR_AUTH_MISSING', { detail: 'Credentials are required.', headers: { 'WWW-Authenticate': challenge } });
     if (!refusal) return next();
-    if (onError === 'next') next(refusal);
-    else sendProblem(req, res, refusal);
+    respondOrNext(onError, req, res, next, refusal);
   };
 }
 

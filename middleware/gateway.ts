@@ -17,7 +17,7 @@ import { assertKnownKeys } from '../lib/options';
 import { dropSegments, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
 import { FeatureParts, Middleware, PHASES, UpgradeHandler } from '../lib/pipeline';
 import type { ErrorMode } from '../lib/pipeline';
-import { sendProblem } from '../lib/problem';
+import { respondOrNext, sendProblem } from '../lib/problem';
 import { SharedParts } from '../lib/scope';
 import { compileRoutePath, matchesSegments, paramsOf, RoutePath } from '../lib/route-path';
 import { consoleLogger } from '../lib/log';
@@ -246,8 +246,7 @@ export function gateway(options: GatewayOptions): Gateway {
   } as Gateway;
 
   function fail(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void, err: unknown): void {
-    if (errorMode === 'next' && !res.headersSent) next(err);
-    else sendProblem(req, res, err);
+    respondOrNext(errorMode, req, res, next, err);
   }
 
   /** Runs a `ws: true` route's policies on an upgrade, then proxies it; false when no route takes it. */

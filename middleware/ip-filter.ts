@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import ipaddr from 'ipaddr.js';
 import { clientAddress as clientAddressOf } from '../lib/client-address';
 import { ConfigError, GatewayError } from '../lib/errors';
-import { sendProblem } from '../lib/problem';
+import { respondOrNext } from '../lib/problem';
 import { withGatewayErrors } from '../lib/pipeline';
 import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
 import { defineSchema, errorMode, parseOptions } from '../lib/schema';
@@ -52,9 +52,7 @@ export function ipFilter(options: IpFilterOptions, optionPrefix = ''): Middlewar
     const address = clientAddress(req);
     const allowed = address !== undefined && !matches(address, deny) && (!allow || matches(address, allow));
     if (allowed) return next();
-    const err = new GatewayError(403, 'ERR_IP_DENIED', { detail: 'Requests from your address are not allowed here.' });
-    if (onError === 'next') next(err);
-    else sendProblem(req, res, err);
+    respondOrNext(onError, req, res, next, new GatewayError('ERR_IP_DENIED', { detail: 'Requests from your address are not allowed here.' }));
   };
 }
 

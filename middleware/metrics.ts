@@ -13,7 +13,7 @@ import { load } from '../lib/load';
 import { defineSchema, parseOptions } from '../lib/schema';
 import { UpstreamPool } from '../lib/upstream-pool';
 import { upstreamEvents, UpstreamResult } from '../lib/upstream-events';
-import type { GatewayFeatureDescriptor } from '../lib/pipeline';
+import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
 
 export interface MetricsOptions {
   /** Metrics registry to record into. Defaults to the process-wide one that `metricsHandler()` serves. */
@@ -22,7 +22,8 @@ export interface MetricsOptions {
   consumerLabel?: boolean;
 }
 
-type Middleware = ((req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void) & { close(): void; readonly registry: MetricsRegistry };
+/** The metrics middleware, with the registry it records into and `close()` to stop observing upstream results. */
+export type MetricsMiddleware = Middleware & { close(): void; readonly registry: MetricsRegistry };
 
 // Seconds; the OpenTelemetry semantic-convention buckets for HTTP durations.
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
@@ -139,7 +140,7 @@ export const metricsSchema = defineSchema((z) =>
  * Records request metrics. Mount it first: `app.use(metrics())`, and expose them with
  * `app.get('/metrics', metricsHandler())`.
  */
-export function metrics(options: MetricsOptions = {}, optionPrefix = ''): Middleware {
+export function metrics(options: MetricsOptions = {}, optionPrefix = ''): MetricsMiddleware {
   const config = parseOptions(metricsSchema(), options, optionPrefix);
   const registry = config.registry ?? defaultMetricsRegistry();
   const { consumerLabel } = config;
@@ -168,7 +169,7 @@ export function metrics(options: MetricsOptions = {}, optionPrefix = ''): Middle
       }
     });
     next();
-  } as Middleware;
+  } as MetricsMiddleware;
   middleware.close = () => registry.detach();
   Object.defineProperty(middleware, 'registry', { value: registry, enumerable: true });
   return middleware;

@@ -17,7 +17,7 @@ import { consoleLogger } from '../lib/log';
 import { closest } from '../lib/options';
 import { normaliseTarget, PathOptions } from '../lib/path';
 import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
-import { sendProblem } from '../lib/problem';
+import { respondOrNext } from '../lib/problem';
 import { withoutQueryParameters } from '../lib/query';
 import { consumedBody } from '../lib/request-body';
 import { defineSchema, duration, errorMode, fn, parseOptions } from '../lib/schema';
@@ -134,10 +134,7 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
   const pool = sharedPool ?? new UpstreamPool(poolOptions(options), optionPrefix);
   const client = new UpstreamClient(pool, { connectTimeout, timeout: responseTimeout, retries }, { preserveHost: !changeOrigin, tls: options.tls });
 
-  function fail(req: IncomingMessage, res: ServerResponse, next: ((err?: unknown) => void) | undefined, err: unknown): void {
-    if (errorMode === 'next' && next && !res.headersSent) next(err);
-    else sendProblem(req, res, err);
-  }
+  const fail = (req: IncomingMessage, res: ServerResponse, next: ((err?: unknown) => void) | undefined, err: unknown) => respondOrNext(errorMode, req, res, next, err);
 
   const middleware = function proxyMiddleware(req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void {
     const context = getContext(req, res);

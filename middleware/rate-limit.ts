@@ -11,7 +11,7 @@ import { getConsumer } from '../lib/consumer';
 import type { Duration } from '../lib/duration';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { consoleLogger, Logger } from '../lib/log';
-import { sendProblem } from '../lib/problem';
+import { respondOrNext } from '../lib/problem';
 import { ResilientRedisStore } from '../lib/rate-limit-store';
 import { redisHandle, RedisClientLike, RedisHandle } from '../lib/redis';
 import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
@@ -227,9 +227,7 @@ function createLimiter(config: RateLimitConfig, optionPrefix: string): RateLimit
     // frontdoor checks trust proxy itself (express-rate-limit only does so in its own key generator).
     validate: { trustProxy: false, xForwardedForHeader: false, keyGeneratorIpFallback: false },
     handler: (req: Request, res: Response, next: (err?: unknown) => void) => {
-      const err = new GatewayError(429, 'ERR_RATE_LIMITED', { detail: 'Too many requests. Retry after the time in the Retry-After header.' });
-      if (onError === 'next') next(err);
-      else sendProblem(req, res, err);
+      respondOrNext(onError, req, res, next, new GatewayError('ERR_RATE_LIMITED', { detail: 'Too many requests. Retry after the time in the Retry-After header.' }));
     },
   });
 
@@ -242,9 +240,8 @@ function createLimiter(config: RateLimitConfig, optionPrefix: string): RateLimit
     limiter(req as Request, res as Response, (err?: unknown) => {
       if (err === undefined) return next();
       // Only store failures reach here, and only with onStoreError: 'deny'.
-      const unavailable = err instanceof GatewayError ? err : new GatewayError(503, 'ERR_RATE_LIMIT_UNAVAILABLE', { detail: 'Rate limiting is unavailable. Try again shortly.', cause: err, headers: { 'Retry-After': '1' } });
-      if (onError === 'next') next(unavailable);
-      else sendProblem(req, res, unavailable);
+      const unavailable = err instanceof GatewayError ? err : new GatewayError('ERR_RATE_LIMIT_UNAVAILABLE', { detail: 'Rate limiting is unavailable. Try again shortly.', cause: err, headers: { 'Retry-After': '1' } });
+      respondOrNext(onError, req, res, next, unavailable);
     });
   } as RateLimitMiddleware;
   middleware.close = async () => {

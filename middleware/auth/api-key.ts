@@ -66,7 +66,7 @@ export function apiKeyScheme(config: ApiKeyConfig, realm: string, name: (key: st
           try {
             match = (await lookup(key, req)) ?? undefined;
           } catch (err) {
-            throw new GatewayError(503, 'ERR_AUTH_UNAVAILABLE', { detail: 'API keys cannot be checked right now. Try again later.', cause: err, headers: { 'Retry-After': '5' } });
+            throw new GatewayError('ERR_AUTH_UNAVAILABLE', { detail: 'API keys cannot be checked right now. Try again later.', cause: err, headers: { 'Retry-After': '5' } });
           }
         }
         if (!match) throw invalid();

@@ -27,7 +27,7 @@ export interface ApiKeyConsumer {
 
 /** A 401 with the scheme's challenge; `cause` is kept for logs, never sent. */
 export function unauthorized(code: GatewayErrorCode, detail: string, challenge: string, cause?: unknown): GatewayError {
-  return new GatewayError(401, code, { detail, cause, headers: { 'WWW-Authenticate': challenge } });
+  return new GatewayError(code, { detail, cause, headers: { 'WWW-Authenticate': challenge } });
 }
 
 /** A header name (letters, digits and dashes), resolved to lower case. */

@@ -130,7 +130,7 @@ export function jwtScheme(config: JwtConfig, authenticator: passport.Authenticat
         // No bearer token: this scheme's credential is absent (the next scheme may find its own).
         if (!bearerToken(req as never)) return resolvePromise(false);
         authenticator.authenticate(strategyName, { session: false }, (err: unknown, user: Consumer | false, info: unknown) => {
-          if (err) return reject(err instanceof GatewayError ? err : new GatewayError(500, 'ERR_INTERNAL', { cause: err }));
+          if (err) return reject(err instanceof GatewayError ? err : new GatewayError('ERR_INTERNAL', { cause: err }));
           if (user) return resolvePromise(user);
           if (info instanceof GatewayError) return reject(info); // the key source is down: 503
           reject(tokenFailure(info, bearer, errors));
