@@ -9,6 +9,8 @@ export type { Gateway, GatewayEvents, GatewayOptions, RouteOptions, RouteUpstrea
 export { requestId } from './middleware/request-id';
 export { problemHandler } from './middleware/problem-handler';
 export { keepRawBody } from './lib/request-body';
+export { addResponseFilter } from './lib/response-filters';
+export type { ResponseFilter, FilteredResponse } from './lib/response-filters';
 export { loadConfig } from './lib/config-file';
 export { GatewayError, ConfigError } from './lib/errors';
 export type { GatewayErrorCode } from './lib/errors';

@@ -19,6 +19,7 @@ import { scrubResponseHeaders } from './forwarding-headers';
 import { endUpstreamSpan, spanEvent, startUpstreamSpan } from './telemetry';
 import { attemptError, connectTimeoutError, isClientGone, responseTimeoutError } from './upstream-errors';
 import { emitUpstreamResult } from './upstream-events';
+import { bufferLimit, FilteredResponse, responseFiltersOf } from './response-filters';
 import type { TlsOptions, UpstreamPool, UpstreamTarget } from './upstream-pool';
 
 /** Resolved timeouts (ms) and retries of an upstream. */
@@ -249,6 +250,16 @@ export class UpstreamClient {
     proxyRes.once('close', () => {
       if (!proxyRes.complete) res.destroy();
     });
+    const filters = responseFiltersOf(req);
+    if (!filters) return;
+    const response: FilteredResponse = { status, headers: proxyRes.headers };
+    for (const filter of filters) filter.headers?.(response, req);
+    if (response.status !== status) {
+      proxyRes.statusCode = response.status;
+      proxyRes.statusMessage = ''; // the upstream's reason phrase belongs to its own status
+    }
+    const limit = bufferLimit(filters);
+    if (limit !== undefined) sendFiltered(req, res, proxyRes, response, limit, exchange.fail);
   }
 
   private finish(exchange: Exchange): void {
@@ -291,6 +302,8 @@ export class UpstreamClient {
         ...this.baseOptions,
         target: this.proxyTargets.get(target) as never,
         buffer: (exchange.plan.body ? Readable.from([exchange.plan.body]) : exchange.gate) as never,
+        // A filter that wants the body: the client answers itself (onProxyResponse), so it can buffer.
+        selfHandleResponse: bufferLimit(responseFiltersOf(req)) !== undefined,
       }, ((err: NodeJS.ErrnoException, request: IncomingMessage, response: ServerResponse) => this.onAttemptError(err, request, response)) as never);
     } catch (err) {
       // http.request() throws synchronously on request data it refuses (e.g. an invalid header value).
@@ -354,6 +367,55 @@ export class UpstreamClient {
     this.finish(exchange);
     exchange.fail(error.gatewayError);
   }
+}
+
+/**
+ * Answers with the upstream's response after the body filters ran on it, buffered up to `limit` bytes. A body
+ * over the limit (or one that cannot have a body) streams through as it is.
+ */
+function sendFiltered(req: IncomingMessage, res: ServerResponse, proxyRes: IncomingMessage, response: FilteredResponse, limit: number, fail: (err: GatewayError) => void): void {
+  const writeHead = () => {
+    res.statusCode = response.status;
+    for (const [name, value] of Object.entries(response.headers)) if (value !== undefined) res.setHeader(name, value);
+  };
+  const bodiless = req.method === 'HEAD' || response.status === 204 || response.status === 304;
+  const declared = Number(response.headers['content-length'] ?? NaN);
+  if (bodiless || declared > limit) {
+    writeHead();
+    proxyRes.pipe(res);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    chunks.push(chunk);
+    if (size <= limit) return;
+    // Too big to filter: send what came so far and stream the rest.
+    proxyRes.off('data', onData);
+    proxyRes.off('end', onEnd);
+    writeHead();
+    for (const part of chunks) res.write(part);
+    proxyRes.pipe(res);
+  };
+  const onEnd = () => {
+    let body: Promise<Buffer> = Promise.resolve(Buffer.concat(chunks));
+    for (const filter of responseFiltersOf(req) ?? []) {
+      const buffered = filter.buffer;
+      if (buffered) body = body.then((current) => buffered.body(current, response, req));
+    }
+    body.then(
+      (final) => {
+        delete response.headers['transfer-encoding'];
+        response.headers['content-length'] = String(final.length);
+        writeHead();
+        res.end(final);
+      },
+      (err: unknown) => fail(err instanceof GatewayError ? err : new GatewayError('ERR_INTERNAL', { detail: 'The response could not be processed.', cause: err })),
+    );
+  };
+  proxyRes.on('data', onData);
+  proxyRes.on('end', onEnd);
 }
 
 function noHealthyUpstream(pool: UpstreamPool): GatewayError {

@@ -1,0 +1,48 @@
+/**
+ * Response filters: what a route's features (or your own middleware) do to the upstream's answer before the
+ * client gets it. A filter registers on the request; the proxy streams the answer as usual and lets header
+ * filters edit the status and headers on the way. Only when a filter asks for the body does the proxy buffer
+ * it, up to the filter's limit: a larger answer streams through unchanged and the body filters are skipped.
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { getContext } from './context';
+
+/** The upstream's answer as a filter sees it; filters change it in place. */
+export interface FilteredResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+}
+
+export interface ResponseFilter {
+  /** Edits the status and headers (hop-by-hop headers are already gone). Runs for every answer, streamed or not. */
+  headers?(response: FilteredResponse, req: IncomingMessage): void;
+  /**
+   * Asks for the whole body, up to `maxBytes`, and returns the body to send instead (the Content-Length is set
+   * for it). A body over `maxBytes` streams through unchanged and `body()` is not called.
+   */
+  buffer?: {
+    maxBytes: number;
+    body(body: Buffer, response: FilteredResponse, req: IncomingMessage): Buffer | Promise<Buffer>;
+  };
+}
+
+const FILTERS = Symbol.for('frontdoor.responseFilters');
+type WithFilters = IncomingMessage & { [FILTERS]?: ResponseFilter[] };
+
+/** Registers a filter on the upstream's answer to this request; filters run in the order they were added. */
+export function addResponseFilter(req: IncomingMessage, filter: ResponseFilter): void {
+  getContext(req);
+  ((req as WithFilters)[FILTERS] ??= []).push(filter);
+}
+
+/** The request's filters, if any. */
+export function responseFiltersOf(req: IncomingMessage): readonly ResponseFilter[] | undefined {
+  return (req as WithFilters)[FILTERS];
+}
+
+/** The smallest body limit among the filters that want the body, or undefined when none does. */
+export function bufferLimit(filters: readonly ResponseFilter[] | undefined): number | undefined {
+  let limit: number | undefined;
+  for (const filter of filters ?? []) if (filter.buffer) limit = Math.min(limit ?? Infinity, filter.buffer.maxBytes);
+  return limit;
+}
