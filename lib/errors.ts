@@ -134,6 +134,29 @@ export class ConfigError extends TypeError {
   }
 }
 
+/** Collects the ConfigErrors of several constructions, to report them all at once. */
+export class ConfigIssues {
+  private readonly found: ConfigIssue[] = [];
+
+  /** Runs `build`; a ConfigError it throws is kept (and undefined returned), any other error is thrown. */
+  collect<T>(build: () => T): T | undefined {
+    try {
+      return build();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.found.push(...err.issues);
+      return undefined;
+    }
+  }
+
+  /** Throws one ConfigError with every issue collected, when there is any. */
+  throwIfAny(): void {
+    if (this.found.length === 0) return;
+    if (this.found.length === 1) throw new ConfigError(this.found[0].message.replace(/^frontdoor: /, ''), this.found);
+    throw new ConfigError(`${this.found.length} mistakes in the options:\n${this.found.map((issue) => `- ${issue.message.replace(/^frontdoor: /, '')}`).join('\n')}`, this.found);
+  }
+}
+
 /**
  * Errors raised by body parsers mounted before the gateway (express.json(), urlencoded()) carry a
  * `type` and a 4xx `status`; turn them into a GatewayError so the client gets problem+json.

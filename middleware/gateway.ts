@@ -12,7 +12,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { UpstreamPool } from '../lib/upstream-pool';
 import type { Duplex } from 'node:stream';
 import { getContext, upstreamPlan } from '../lib/context';
-import { ConfigError, GatewayError } from '../lib/errors';
+import { ConfigError, ConfigIssues, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
 import { dropSegments, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
 import { FeatureParts, Middleware, PHASES, UpgradeHandler } from '../lib/pipeline';
@@ -156,11 +156,14 @@ export function gateway(options: GatewayOptions): Gateway {
       if (value !== undefined) observers.push(feature.build(value, shared));
     }
     observe = observers.flatMap((part) => (part.handler ? [part.handler] : []));
-    for (const feature of ROUTE_FEATURES) feature.prepare?.(options as unknown as Record<string, unknown>, shared);
+    // Every mistake of the table is reported at once, each with its path: a table is fixed in one round.
+    const issues = new ConfigIssues();
+    for (const feature of ROUTE_FEATURES) issues.collect(() => feature.prepare?.(options as unknown as Record<string, unknown>, shared));
     options.routes.forEach((route, index) => {
-      const compiled = compileRoute(route, `routes[${index}].`, caseSensitive, options as unknown as Record<string, unknown>, shared, routes);
-      compiled.handlers.unshift(...observe);
+      issues.collect(() => compileRoute(route, `routes[${index}].`, caseSensitive, options as unknown as Record<string, unknown>, shared, routes, issues));
     });
+    issues.throwIfAny();
+    for (const route of routes) route.handlers.unshift(...observe);
   } catch (err) {
     void closeAll();
     throw err;
@@ -309,7 +312,7 @@ export function gateway(options: GatewayOptions): Gateway {
 }
 
 /** Builds a route's pipeline from the feature registry, phase by phase; pushes it on `routes` as soon as it holds parts to close. */
-function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean, gatewayOptions: Record<string, unknown>, shared: SharedParts, routes: CompiledRoute[]): CompiledRoute {
+function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolean, gatewayOptions: Record<string, unknown>, shared: SharedParts, routes: CompiledRoute[], issues: ConfigIssues): CompiledRoute {
   if (!route || typeof route !== 'object') throw new ConfigError(`"${prefix.slice(0, -1)}" must be an object like { path: '/api/orders', upstream: 'http://127.0.0.1:4001' }.`);
   assertKnownKeys(route, ROUTE_KEYS, prefix);
   const path = compileRoutePath(route.path, `${prefix}path`, caseSensitive);
@@ -342,10 +345,11 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   };
   routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build
   const scope = { optionPrefix: prefix, routeName: compiled.name, methods: methods ? [...methods].sort() : undefined, route: values, gateway: gatewayOptions, shared };
-  const built = features.map((feature) => {
-    const parts = feature.build(values[feature.option], scope);
+  const built = features.flatMap((feature) => {
+    const parts = issues.collect(() => feature.build(values[feature.option], scope));
+    if (!parts) return [];
     compiled.parts.push(parts);
-    return { feature, parts, phase: PHASE_ORDER.get(parts.phase ?? feature.phase) ?? 0 };
+    return [{ feature, parts, phase: PHASE_ORDER.get(parts.phase ?? feature.phase) ?? 0 }];
   });
   // A part may run in another phase than its feature's (a limit by IP alone, before authentication).
   built.sort((a, b) => a.phase - b.phase);
