@@ -57,6 +57,8 @@ export interface BuildScope {
   routeName: string;
   /** The route's methods, upper-case, when it is limited to some. */
   methods: readonly string[] | undefined;
+  /** The route's hosts, when it is limited to some. */
+  hosts: readonly string[] | undefined;
   /** The route's options as given (a feature may read the siblings it lists in `reads`). */
   route: Readonly<Record<string, unknown>>;
   /** The gateway's options as given (for gateway-level settings such as named auth schemes). */

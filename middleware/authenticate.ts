@@ -120,7 +120,8 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
     const context = getContext(req, res);
     // Whatever the outcome, the client's own copies of the identity headers never reach the upstream.
     stripIdentityHeaders(req.headers);
-    const throttled = budget?.exhausted(req);
+    // Only a request that presents a credential can be guessing; anonymous ones (optional auth) pass on.
+    const throttled = budget && presentsCredential(req) ? budget.exhausted(req) : undefined;
     if (throttled) return respondOrNext(onError, req, res, next, throttled);
     run(req, res).then(
       (consumer) => {
@@ -140,6 +141,12 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
       },
     );
   };
+
+  function presentsCredential(req: IncomingMessage): boolean {
+    if (credentialHeaders.some((header) => req.headers[header] !== undefined)) return true;
+    if (apiKeyQuery && (req.url ?? '').includes('?')) return new URLSearchParams((req.url ?? '').split('?')[1]).has(apiKeyQuery);
+    return Boolean((req.socket as { encrypted?: boolean }).encrypted);
+  }
 
   async function run(req: IncomingMessage, res: ServerResponse): Promise<Consumer> {
     let failure: GatewayError | undefined;

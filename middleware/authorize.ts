@@ -47,7 +47,10 @@ export const authorizeSchema = defineSchema((z) => {
   return z.strictObject(
     {
       ...rule,
-      methods: z.record(z.string().regex(/^[A-Z]+$/, { error: 'must be an HTTP method in capitals, e.g. POST' }), z.strictObject(rule)).optional(),
+      methods: z
+        .record(z.string(), z.strictObject(rule))
+        .refine((rules) => Object.keys(rules).every((method) => /^[A-Z]+$/.test(method)), { error: 'must have HTTP methods in capitals as keys, e.g. { POST: { … } }' })
+        .optional(),
       realm: realmSchema(z).default('api'),
       onError: errorMode(z).default('respond'),
     },
@@ -75,7 +78,10 @@ export function authorize(options: AuthorizeOptions | ((consumer: Consumer, req:
 
   return function authorizeMiddleware(req, res, next) {
     const consumer = getConsumer(req);
-    const refusal = consumer ? check(byMethod.get(req.method ?? '') ?? base, consumer, req) : new GatewayError('ERR_AUTH_MISSING', { detail: 'Credentials are required.', headers: { 'WWW-Authenticate': challenge } });
+    const rule = byMethod.get(req.method ?? '') ?? base;
+    // Nobody, or the anonymous consumer of `optional` auth, facing a rule: ask for credentials (401), not 403.
+    const anonymous = !consumer || (consumer.scheme === 'anonymous' && (rule.scopes || rule.tiers));
+    const refusal = anonymous ? new GatewayError('ERR_AUTH_MISSING', { detail: 'Credentials are required.', headers: { 'WWW-Authenticate': challenge } }) : check(rule, consumer, req);
     if (!refusal) return next();
     respondOrNext(onError, req, res, next, refusal);
   };

@@ -344,7 +344,7 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
     key: `${path.shape} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
   };
   routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build
-  const scope = { optionPrefix: prefix, routeName: compiled.name, methods: methods ? [...methods].sort() : undefined, route: values, gateway: gatewayOptions, shared };
+  const scope = { optionPrefix: prefix, routeName: compiled.name, methods: methods ? [...methods].sort() : undefined, hosts: route.host === undefined ? undefined : [route.host].flat(), route: values, gateway: gatewayOptions, shared };
   const built = features.flatMap((feature) => {
     const parts = issues.collect(() => feature.build(values[feature.option], scope));
     if (!parts) return [];

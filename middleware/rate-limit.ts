@@ -94,7 +94,10 @@ export const rateLimitSchema = defineSchema((z) =>
         .refine((ms) => ms >= 1000, { error: 'must be at least 1s' })
         .default(60_000),
       key: countingShape(z).key.unwrap().default('ip'),
-      methods: z.record(z.string().regex(/^[A-Z]+$/, { error: 'must be an HTTP method in capitals, e.g. POST' }), z.strictObject(countingShape(z))).optional(),
+      methods: z
+        .record(z.string(), z.strictObject(countingShape(z)))
+        .refine((rules) => Object.keys(rules).every((method) => /^[A-Z]+$/.test(method)), { error: 'must have HTTP methods in capitals as keys, e.g. { POST: { … } }' })
+        .optional(),
       name: z.string({ error: 'must be a non-empty string.' }).min(1, { error: 'must be a non-empty string.' }).optional(),
       // A URL's scheme, or a client's command method (lib/redis.ts relies on them when it connects).
       redis: z
@@ -151,7 +154,9 @@ function buildLimiter(config: RateLimitConfig, optionPrefix: string): RateLimitM
   for (const [method, override] of Object.entries(config.methods)) {
     const fields = Object.fromEntries(Object.entries(override).filter(([, value]) => value !== undefined));
     const limit = (fields.limit as number | undefined) ?? config.limit;
-    byMethod.set(method, createLimiter({ ...config, ...fields, limit, default: (fields.default as number | undefined) ?? limit, methods: undefined, name: config.name && `${config.name}:${method}` }, `${optionPrefix}methods.${method}.`));
+    // A method's own limit is also its limit for consumers outside `tiers`, unless it sets `default`.
+    const fallback = (fields.default as number | undefined) ?? (fields.limit as number | undefined) ?? config.default;
+    byMethod.set(method, createLimiter({ ...config, ...fields, limit, default: fallback, methods: undefined, name: config.name && `${config.name}:${method}` }, `${optionPrefix}methods.${method}.`));
   }
   if (byMethod.has('GET') && !byMethod.has('HEAD')) byMethod.set('HEAD', byMethod.get('GET') as RateLimitMiddleware);
   const middleware = function rateLimitByMethod(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
@@ -282,7 +287,8 @@ export const rateLimitFeature: FeatureDescriptor = {
   build(value, scope) {
     const option = `${scope.optionPrefix}rateLimit`;
     const config = resolveOptions(withGatewayErrors(value as RateLimitOptions, option), `${option}.`);
-    const route = scope.route.name === undefined && scope.methods ? `${scope.routeName} ${scope.methods.join(',')}` : scope.routeName;
+    // An unnamed route's counter is its path, methods and hosts: what tells it apart from the other routes.
+    const route = scope.route.name !== undefined ? scope.routeName : [scope.routeName, scope.methods?.join(','), scope.hosts?.join(',')].filter(Boolean).join(' ');
     const counter = { ...config, name: config.name ?? route };
     // Routes may share a counter when their resolved options are the same ('1m' is 60000; a key
     // function, a Redis client and a logger compare by identity, lib/scope.ts).

@@ -4,6 +4,7 @@
  * Spans go to the app's OpenTelemetry SDK, or to the one setupTelemetry() starts.
  */
 import { SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
+import { clientAddress } from '../lib/client-address';
 import { getContext, onResponseClose } from '../lib/context';
 import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
 import { defineSchema, parseOptions } from '../lib/schema';
@@ -47,7 +48,7 @@ export function trace(options: TraceOptions = {}, optionPrefix = ''): Middleware
           'http.request.method': method,
           'url.path': q === -1 ? url : url.slice(0, q),
           'url.scheme': (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
-          ...(clientAttributes ? { 'client.address': req.socket.remoteAddress ?? '', 'user_agent.original': req.headers['user-agent'] ?? '' } : {}),
+          ...(clientAttributes ? { 'client.address': clientAddress(req), 'user_agent.original': req.headers['user-agent'] ?? '' } : {}),
           'frontdoor.request_id': context.requestId,
         },
       },

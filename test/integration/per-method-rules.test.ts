@@ -63,7 +63,7 @@ describe('per-method rules on one route', () => {
   });
 
   it('refuses a method rule that is not a method in capitals', () => {
-    expect(() => gateway({ routes: [{ path: '/a', upstream: upstream.url, auth: { jwt: { secret, algorithms: ['HS256'] } }, authorize: { methods: { post: { scopes: ['x'] } } } }] })).toThrow(/routes\[0\]\.authorize\.methods\.post|HTTP method in capitals/);
+    expect(() => gateway({ routes: [{ path: '/a', upstream: upstream.url, auth: { jwt: { secret, algorithms: ['HS256'] } }, authorize: { methods: { post: { scopes: ['x'] } } } }] })).toThrow(/"routes\[0\]\.authorize\.methods" must have HTTP methods in capitals/);
     expect(() => gateway({ routes: [{ path: '/a', upstream: upstream.url, rateLimit: { methods: { POST: { limt: 1 } as never } } }] })).toThrow(/Did you mean "routes\[0\]\.rateLimit\.methods\.POST\.limit"/);
   });
 });
