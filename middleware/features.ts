@@ -14,6 +14,7 @@ import type { PathRewrite, RouteUpstreamOptions } from './proxy';
 import type { RateLimitOptions } from './rate-limit';
 import type { TraceOptions } from './trace';
 import { accessLogFeature } from './access-log';
+import { appHandoffFeature } from './app-handoff';
 import { authFeature } from './authenticate';
 import { authorizeFeature } from './authorize';
 import { corsFeature } from './cors';
@@ -23,8 +24,8 @@ import { proxyFeature } from './proxy';
 import { rateLimitFeature } from './rate-limit';
 import { traceFeature } from './trace';
 
-/** Route options, by phase: admit (cors, ipFilter) → identify (auth) → permit (authorize) → limit (rateLimit) → final (upstream). */
-export const ROUTE_FEATURES: readonly FeatureDescriptor[] = [corsFeature, ipFilterFeature, authFeature, authorizeFeature, rateLimitFeature, proxyFeature];
+/** Route options, by phase: admit (cors, ipFilter) → identify (auth) → permit (authorize) → limit (rateLimit) → final (upstream, or app). */
+export const ROUTE_FEATURES: readonly FeatureDescriptor[] = [corsFeature, ipFilterFeature, authFeature, authorizeFeature, rateLimitFeature, proxyFeature, appHandoffFeature];
 
 /** Gateway options that wrap every route (observe): trace → metrics → access log. */
 export const GATEWAY_FEATURES: readonly GatewayFeatureDescriptor[] = [traceFeature, metricsFeature, accessLogFeature];
@@ -35,7 +36,13 @@ export interface RouteFeatureOptions {
    * Where matching requests go: a URL, the name of one of the gateway's `upstreams` (routes naming it share its
    * pool and health), or targets with load balancing, health, timeouts and retries.
    */
-  upstream: string | RouteUpstreamOptions;
+  upstream?: string | RouteUpstreamOptions;
+  /**
+   * Hand the request back to the app's own handlers once the route's policies passed, instead of forwarding it:
+   * `{ path: '/admin', auth: 'staff', app: true }` puts the edge's auth in front of a route the monolith still
+   * serves. A route has `upstream` or `app`.
+   */
+  app?: true;
   /** Rewrites the forwarded path, e.g. `{ '^/v2/orders': '/internal/orders' }`. */
   rewrite?: PathRewrite;
   /** Forward the client's Host header. Defaults to false. */

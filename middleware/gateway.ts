@@ -321,7 +321,7 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   const values = route as unknown as Record<string, unknown>;
   const features = ROUTE_FEATURES.filter((feature) => values[feature.option] !== undefined).sort((a, b) => (PHASE_ORDER.get(a.phase) ?? 0) - (PHASE_ORDER.get(b.phase) ?? 0));
   const finals = features.filter((feature) => feature.phase === 'final');
-  if (finals.length === 0) throw new ConfigError(`Missing "${prefix}upstream". Example: upstream: 'http://127.0.0.1:4001'.`);
+  if (finals.length === 0) throw new ConfigError(`Missing "${prefix}upstream". Example: upstream: 'http://127.0.0.1:4001' (or app: true to hand the request back to the app after the route's policies).`);
   if (finals.length > 1) throw new ConfigError(`"${prefix.slice(0, -1)}" has more than one final handler (${finals.map((feature) => `"${feature.option}"`).join(', ')}); choose one.`);
   for (const feature of ROUTE_FEATURES) {
     if (values[feature.option] !== undefined) continue;
