@@ -41,4 +41,6 @@ export type { TelemetryOptions, Telemetry } from './lib/setup-telemetry';
 export { metrics, metricsHandler, MetricsRegistry, defaultMetricsRegistry } from './middleware/metrics';
 export type { MetricsOptions } from './middleware/metrics';
 export { accessLog } from './middleware/access-log';
+export { headers } from './middleware/headers';
+export type { HeadersOptions, HeaderChanges } from './middleware/headers';
 export type { AccessLogOptions } from './middleware/access-log';

@@ -24,6 +24,11 @@ export function registerCredentialHeaders(names: Iterable<string>): void {
   for (const name of names) credentialHeaders.add(name);
 }
 
+/** Whether `name` (lower-case) is one of the gateway's identity headers. */
+export function isIdentityHeader(name: string): boolean {
+  return identityHeaders.has(name);
+}
+
 /** Removes client-sent copies of every identity header; the gateway sets its own afterwards. */
 export function stripIdentityHeaders(headers: IncomingHttpHeaders): void {
   for (const name of identityHeaders) if (headers[name] !== undefined) delete headers[name];

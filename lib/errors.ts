@@ -8,6 +8,7 @@ export type GatewayErrorCode =
   | 'ERR_BAD_PATH'
   | 'ERR_BAD_REQUEST_BODY'
   | 'ERR_BODY_TOO_LARGE'
+  | 'ERR_BAD_HEADER_VALUE'
   | 'ERR_UNSUPPORTED_MEDIA_TYPE'
   | 'ERR_BODY_NOT_FORWARDABLE'
   | 'ERR_UPSTREAM_UNAVAILABLE'
@@ -33,6 +34,7 @@ export const ERROR_TITLES: Record<GatewayErrorCode, string> = {
   ERR_BAD_PATH: 'Bad request path',
   ERR_BAD_REQUEST_BODY: 'Malformed request body',
   ERR_BODY_TOO_LARGE: 'Request body too large',
+  ERR_BAD_HEADER_VALUE: 'Header value not allowed',
   ERR_UNSUPPORTED_MEDIA_TYPE: 'Unsupported request body encoding',
   ERR_BODY_NOT_FORWARDABLE: 'Request body cannot be forwarded',
   ERR_UPSTREAM_UNAVAILABLE: 'Upstream unavailable',
@@ -59,6 +61,7 @@ export const ERROR_STATUS: Record<GatewayErrorCode, number> = {
   ERR_BAD_PATH: 400,
   ERR_BAD_REQUEST_BODY: 400,
   ERR_BODY_TOO_LARGE: 413,
+  ERR_BAD_HEADER_VALUE: 400,
   ERR_UNSUPPORTED_MEDIA_TYPE: 415,
   ERR_BODY_NOT_FORWARDABLE: 500,
   ERR_UPSTREAM_UNAVAILABLE: 502,

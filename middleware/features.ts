@@ -18,6 +18,8 @@ import { appHandoffFeature } from './app-handoff';
 import { authFeature } from './authenticate';
 import { authorizeFeature } from './authorize';
 import { corsFeature } from './cors';
+import { headersFeature } from './headers';
+import type { HeadersOptions } from './headers';
 import { ipFilterFeature } from './ip-filter';
 import { metricsFeature } from './metrics';
 import { proxyFeature } from './proxy';
@@ -25,7 +27,7 @@ import { rateLimitFeature } from './rate-limit';
 import { traceFeature } from './trace';
 
 /** Route options, by phase: admit (cors, ipFilter) → identify (auth) → permit (authorize) → limit (rateLimit) → final (upstream, or app). */
-export const ROUTE_FEATURES: readonly FeatureDescriptor[] = [corsFeature, ipFilterFeature, authFeature, authorizeFeature, rateLimitFeature, proxyFeature, appHandoffFeature];
+export const ROUTE_FEATURES: readonly FeatureDescriptor[] = [corsFeature, ipFilterFeature, authFeature, authorizeFeature, rateLimitFeature, headersFeature, proxyFeature, appHandoffFeature];
 
 /** Gateway options that wrap every route (observe): trace → metrics → access log. */
 export const GATEWAY_FEATURES: readonly GatewayFeatureDescriptor[] = [traceFeature, metricsFeature, accessLogFeature];
@@ -59,6 +61,8 @@ export interface RouteFeatureOptions {
   auth?: AuthenticateOptions | string;
   /** Access rules after authentication, see authorize(). The 401 challenge carries the route's auth realm. */
   authorize?: AuthorizeOptions;
+  /** Header changes on the way to the upstream and back, with templates (`${consumer.id}`…), see headers(). */
+  headers?: HeadersOptions;
   /** Rate limit, see rateLimit(). Counters are per route (its name, or its path and methods) unless routes share a `name`. */
   rateLimit?: RateLimitOptions;
 }
