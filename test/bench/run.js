@@ -21,6 +21,10 @@
  *                      runs at once, and the load moves from one to the next, so a drift of the machine's speed
  *                      hits them all alike (for shared and virtual machines, where rows run minutes apart
  *                      differ by more than a feature costs)
+ *   BENCH_BASELINE_DIST another build's dist/ directory (e.g. an older commit built in a git worktree): adds a row
+ *                      `<row>@baseline` for every `frontdoor-*` row, the same app with frontdoor loaded from there,
+ *                      e.g. BENCH_BASELINE_DIST=../wt-base/dist BENCH_ONLY=frontdoor-gateway@baseline,frontdoor-gateway
+ *                      BENCH_INTERLEAVE=20 (a row using an option that build does not know fails at start-up)
  *
  * Prints a table and writes the same results to .tmp/bench-results.json. Exit code 0 on success.
  */
@@ -33,7 +37,7 @@ const os = require('node:os');
 const path = require('node:path');
 const autocannon = require('autocannon');
 const net = require('node:net');
-const { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH } = require('./variants');
+const { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH, BASELINE_SUFFIX, baselineDist } = require('./variants');
 
 const ROOT = path.join(__dirname, '..', '..');
 const RESULTS_FILE = path.join(ROOT, '.tmp', 'bench-results.json');
@@ -71,6 +75,7 @@ const known = new Set(variants.map((v) => v.name));
 for (const name of [...(only || []), ...profiled]) {
   if (!known.has(name)) {
     console.error(`Unknown row "${name}" in BENCH_ONLY/BENCH_CPU_PROF. Known rows: ${[...known].join(', ')}`);
+    if (name.endsWith(BASELINE_SUFFIX) && !baselineDist) console.error(`"${BASELINE_SUFFIX}" rows need BENCH_BASELINE_DIST=/path/to/another/dist.`);
     process.exit(2);
   }
 }
@@ -656,7 +661,7 @@ async function main() {
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}`);
   console.log(`autocannon: ${settings.connections} connections, pipelining ${settings.pipelining}, ${settings.method} ${settings.path}, warm-up ${settings.warmup}s, ${interleaveSlices ? `interleaved: ${interleaveSlices} slices of ${sliceSeconds}s per row` : `measured ${settings.duration}s${rounds > 1 ? `, ${rounds} rounds` : ''}`}`);
   console.log(`pinning: gateway ${pinning.gateway}, upstream ${pinning.upstream}, autocannon ${pinning.loadGenerator}${pinning.note ? ` (${pinning.note})` : ''}`);
-  console.log(`rows: ${selected.map((v) => v.name).join(', ')}\n`);
+  console.log(`rows: ${selected.map((v) => v.name).join(', ')}${baselineDist ? `\n${BASELINE_SUFFIX} rows load frontdoor from ${baselineDist}` : ''}\n`);
 
   const busyBefore = await machineBusy(1000);
   if (busyBefore !== null) {
@@ -686,7 +691,7 @@ async function main() {
       console.log(`req/s and gw µs/req: over all slices; × ${runnable[0].name}: total requests ÷ the reference's; slice median, q1–q3: of the per-slice-round ratios.`);
       if (result.steal !== null) console.log(`hypervisor steal during the slices: ${(result.steal * 100).toFixed(0)} %`);
       for (const r of result.rows) if (r.errors || r.non2xx || r.timeouts) console.log(`(!) ${r.variant}: errors=${r.errors} timeouts=${r.timeouts} non2xx=${r.non2xx}`);
-      const report = { date: new Date().toISOString(), machine, pinning, autocannon: settings, interleave: { slices: interleaveSlices, sliceSeconds }, rows: result.rows, steal: result.steal, elapsedSeconds: (Date.now() - started) / 1000 };
+      const report = { date: new Date().toISOString(), machine, pinning, autocannon: settings, interleave: { slices: interleaveSlices, sliceSeconds }, baselineDist, rows: result.rows, steal: result.steal, elapsedSeconds: (Date.now() - started) / 1000 };
       fs.mkdirSync(path.dirname(INTERLEAVE_FILE), { recursive: true });
       fs.writeFileSync(INTERLEAVE_FILE, JSON.stringify(report, null, 2) + '\n');
       console.log(`\nresults: ${path.relative(process.cwd(), INTERLEAVE_FILE)} (${report.elapsedSeconds.toFixed(0)} s)`);
@@ -728,6 +733,7 @@ async function main() {
     autocannon: settings,
     rounds,
     baseline: BASELINE,
+    baselineDist,
     rows,
     runs,
     elapsedSeconds: (Date.now() - started) / 1000,

@@ -9,6 +9,10 @@
  *
  * To add a row (rate limit, tracing on/off, …), append an entry here; run.js and gateway.js need no change.
  * `BENCH_ONLY=name,name` runs a subset.
+ *
+ * `BENCH_BASELINE_DIST=/path/to/dist` (another build of frontdoor, e.g. an older commit's in a git worktree)
+ * adds, for every `frontdoor-*` row, a row `<name>@baseline` that builds the same app with that dist loaded
+ * instead of ../../dist: `BENCH_ONLY=frontdoor-gateway@baseline,frontdoor-gateway BENCH_INTERLEAVE=20`.
  */
 'use strict';
 
@@ -28,8 +32,12 @@ function express() {
   return require('express')();
 }
 
+const OWN_DIST = path.join(__dirname, '..', '..', 'dist');
+/** The dist/ that frontdoor() loads; a `@baseline` row swaps it while its build() runs (see the end). */
+let dist = OWN_DIST;
+
 function frontdoor() {
-  return require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
+  return require(path.join(dist, 'index.js'));
 }
 
 /**
@@ -156,5 +164,26 @@ const variants = [
   },
 ];
 
+const BASELINE_SUFFIX = '@baseline';
+const baselineDist = process.env.BENCH_BASELINE_DIST ? path.resolve(process.env.BENCH_BASELINE_DIST) : undefined;
+if (baselineDist) {
+  try {
+    require.resolve(path.join(baselineDist, 'index.js'));
+  } catch {
+    throw new Error(`BENCH_BASELINE_DIST: no index.js in ${baselineDist} (build that checkout first)`);
+  }
+  // build() runs once per gateway child, synchronously: every frontdoor() call inside it loads the other dist.
+  for (const row of variants.filter((v) => v.name.startsWith('frontdoor-'))) {
+    variants.push({
+      ...row,
+      name: row.name + BASELINE_SUFFIX,
+      description: `${row.description}; frontdoor from ${baselineDist}`,
+      build(...args) {
+        dist = baselineDist;
+        try { return row.build(...args); } finally { dist = OWN_DIST; }
+      },
+    });
+  }
+}
 
-module.exports = { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH };
+module.exports = { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH, BASELINE_SUFFIX, baselineDist };

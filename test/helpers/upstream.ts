@@ -1,7 +1,9 @@
 /**
- * Real upstream HTTP servers on ephemeral 127.0.0.1 ports that record what they received.
+ * Real upstream HTTP servers on ephemeral 127.0.0.1 ports that record what they received, slow ones, and
+ * raw TCP "upstreams" that answer garbage or reset the connection.
  */
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface ReceivedRequest {
@@ -95,4 +97,63 @@ export async function closedPort(): Promise<number> {
   const port = (server.address() as AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** An upstream that answers `late` only after `delayMs` (the timer is dropped if the connection goes first). */
+export function startSlowUpstream(name: string, delayMs: number): Promise<Upstream> {
+  return startUpstream({
+    name,
+    handler: (_req, res) => {
+      const timer = setTimeout(() => {
+        res.writeHead(200, { 'x-upstream': name });
+        res.end('late');
+      }, delayMs);
+      res.on('close', () => clearTimeout(timer));
+    },
+  });
+}
+
+export interface RawUpstream {
+  /** `http://127.0.0.1:PORT` */
+  url: string;
+  /** TCP connections accepted so far. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A raw TCP "upstream": reads the start of each request, then answers it with `reply` as is (garbage,
+ * say) and closes, or, when `reply` is null, destroys the connection without answering.
+ */
+export async function startRawUpstream(reply: string | null): Promise<RawUpstream> {
+  const sockets = new Set<net.Socket>();
+  const state = { connections: 0 };
+  const server = net.createServer((socket) => {
+    state.connections += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.once('data', () => {
+      if (reply === null) socket.destroy();
+      else socket.end(reply);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get connections() {
+      return state.connections;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A raw TCP "upstream" that reads the start of each request and destroys the connection without answering. */
+export function startResettingUpstream(): Promise<RawUpstream> {
+  return startRawUpstream(null);
 }

@@ -1,34 +1,43 @@
 /**
- * WebSocket test parts: a real `ws` upstream on an ephemeral 127.0.0.1 port that records its handshakes,
- * and a raw handshake that returns the whole HTTP answer (status, headers, body) and whether the socket closed.
+ * WebSocket test parts: a real `ws` upstream on an ephemeral 127.0.0.1 port that records its handshakes
+ * and plain requests, a raw handshake (request bytes, and one sent that returns the whole HTTP answer),
+ * and the `ws` client's open and close as promises.
  */
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import { WebSocketServer } from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
+import { parseResponse, RawResponse } from './raw';
 
 export interface WsUpstream {
   url: string;
+  /** TCP connections accepted by the upstream's HTTP server. */
+  connections: number;
   /** Handshake requests that became WebSockets: their path and headers. */
   handshakes: Array<{ url: string; headers: http.IncomingHttpHeaders }>;
+  /** Plain HTTP requests (answered 426): their path and headers. */
+  plain: Array<{ url: string; headers: http.IncomingHttpHeaders }>;
   close(): Promise<void>;
 }
 
-/** A `ws` server that greets every connection with `hello`. Plain HTTP requests get 426. */
+/**
+ * A `ws` server that greets every connection with `hello from upstream` and echoes every message back
+ * (text prefixed with `echo:`, binary as it came). Plain HTTP requests are recorded and get 426.
+ */
 export async function startWsUpstream(): Promise<WsUpstream> {
-  const server = http.createServer((_req, res) => {
+  const plain: WsUpstream['plain'] = [];
+  const server = http.createServer((req, res) => {
+    plain.push({ url: req.url ?? '', headers: req.headers });
     res.writeHead(426, { 'content-type': 'text/plain' });
     res.end('websocket only');
   });
   const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
   const wss = new WebSocketServer({ server });
   const upstream: WsUpstream = {
     url: '',
+    connections: 0,
     handshakes: [],
+    plain,
     close: async () => {
       for (const client of wss.clients) client.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
@@ -36,20 +45,38 @@ export async function startWsUpstream(): Promise<WsUpstream> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  server.on('connection', (socket: Socket) => {
+    upstream.connections += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   wss.on('connection', (ws, req) => {
     upstream.handshakes.push({ url: req.url ?? '', headers: req.headers });
-    ws.send('hello');
+    ws.send('hello from upstream');
+    ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `echo:${data.toString()}`, { binary: isBinary }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return upstream;
 }
 
-export interface RawUpgradeAnswer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
+/** A WebSocket handshake request, byte for byte, with extra header lines. */
+export function handshakeRequest(path: string, headers: Record<string, string> = {}, host = '127.0.0.1'): string {
+  return [
+    `GET ${path} HTTP/1.1`,
+    `Host: ${host}`,
+    'Connection: Upgrade',
+    'Upgrade: websocket',
+    'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    '',
+    '',
+  ].join('\r\n');
 }
+
+/** The answer to a raw handshake; `closed` is true when the server closed the socket (every answer but 101). */
+export type RawUpgradeAnswer = RawResponse;
 
 /**
  * Sends a WebSocket handshake byte for byte and resolves with the answer: for 101 as soon as its headers
@@ -63,34 +90,43 @@ export function rawUpgrade(port: number, path: string, headers: Record<string, s
       socket.destroy();
       reject(new Error(`socket still open after 3 s: ${JSON.stringify(received)}`));
     }, 3_000);
-    const parse = (): RawUpgradeAnswer => {
-      const end = received.indexOf('\r\n\r\n');
-      const [statusLine, ...lines] = received.slice(0, end === -1 ? received.length : end).split('\r\n');
-      const parsed: Record<string, string> = {};
-      for (const line of lines) {
-        const colon = line.indexOf(':');
-        if (colon > 0) parsed[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-      }
-      return { status: Number(statusLine.split(' ')[1]), headers: parsed, body: end === -1 ? '' : received.slice(end + 4) };
-    };
     socket.setEncoding('latin1');
-    socket.on('connect', () => {
-      const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
-      socket.write([`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', ...extra, '', ''].join('\r\n'));
-    });
+    socket.on('connect', () => socket.write(handshakeRequest(path, headers, `127.0.0.1:${port}`)));
     socket.on('data', (chunk: string) => {
       received += chunk;
       if (received.startsWith('HTTP/1.1 101') && received.includes('\r\n\r\n')) {
         clearTimeout(timer);
         socket.destroy();
-        resolve(parse());
+        resolve(parseResponse(received, false));
       }
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       clearTimeout(timer);
-      if (received) resolve(parse());
+      if (received) resolve(parseResponse(received, true));
       else reject(new Error('closed without an answer'));
     });
+  });
+}
+
+/** Resolves when the client's handshake succeeded (101), rejects with the status it got otherwise. */
+export function opened(ws: WebSocket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      reject(new Error(`handshake answered ${res.statusCode}`));
+    });
+    ws.once('error', reject);
+  });
+}
+
+/** Closes a client (terminating one still connecting) and resolves once it is closed. */
+export function closeClient(ws: WebSocket): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => {
+    ws.once('close', () => resolve());
+    if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+    else ws.close();
   });
 }

@@ -5,32 +5,18 @@
  * out unless asked for; a request the client abandoned logged with `aborted: true`.
  */
 import http from 'node:http';
-import { Writable } from 'node:stream';
 import express from 'express';
 import pino from 'pino';
 import { gateway } from '../../index';
 import { listen, rawRequest, RunningApp } from '../helpers/app';
+import { captureStream, linesFor } from '../helpers/logs';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
+import { until } from '../helpers/wait';
 
 const API_KEY = 'access-log-api-key-5f1e2d3c4b';
 const BEARER = 'eyJhbGciOiJIUzI1NiJ9.bearer-secret-payload.sig';
 const COOKIE_SECRET = 'sess-cookie-secret-81c2';
 const PROXY_AUTH = 'Basic cHJveHk6cHJveHktc2VjcmV0';
-
-type Line = Record<string, unknown>;
-
-/** A Writable that keeps every line pino writes. */
-function captureStream(): { stream: Writable; text: () => string; lines: () => Line[] } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk.toString('utf8'));
-      callback();
-    },
-  });
-  const text = () => chunks.join('');
-  return { stream, text, lines: () => text().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Line) };
-}
 
 describe('access log (express 5)', () => {
   let upstream: Upstream;
@@ -74,16 +60,6 @@ describe('access log (express 5)', () => {
     await upstream.close();
     await hanging.close();
   });
-
-  /** The log lines of `requestId`, once at least one arrived (lines are written when the response closes). */
-  async function linesFor(capture: ReturnType<typeof captureStream>, requestId: string): Promise<Line[]> {
-    const deadline = Date.now() + 3_000;
-    for (;;) {
-      const found = capture.lines().filter((line) => line.requestId === requestId);
-      if (found.length > 0 || Date.now() > deadline) return found;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
 
   it('writes one JSON line per request with the documented fields', async () => {
     const ids = ['log-a', 'log-b', 'log-c'];
@@ -223,8 +199,7 @@ describe('access log (express 5)', () => {
     req.on('error', () => undefined);
     req.end();
     // Give up once the upstream has the request (the gateway is waiting on it).
-    const deadline = Date.now() + 3_000;
-    while (hanging.requests.length === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await until(() => hanging.requests.length !== before, 3_000);
     expect(hanging.requests.length).toBe(before + 1);
     req.destroy();
 

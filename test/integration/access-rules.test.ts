@@ -1,46 +1,41 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import request from 'supertest';
-import type { Response } from 'supertest';
 import { authenticate, authorize, ConfigError, gateway, getConsumer, ipFilter } from '../../index';
-import { ExpressFactory, expressVersions, listen, RunningApp } from '../helpers/app';
+import { ExpressFactory, expressVersions, listen } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
+import { expectProblem } from '../helpers/problem';
 import { startUpstream, Upstream } from '../helpers/upstream';
 import { hmacSecret, signHmac } from '../helpers/tokens';
 
 const API_KEY = 'access-rules-key-0123456789';
 
-function expectProblem(res: Response | { status: number; headers: http.IncomingHttpHeaders; body: unknown }, status: number, code: string) {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toContain('application/problem+json');
-  expect(res.body).toMatchObject({ status, code });
-}
-
 describe.each(expressVersions)('authorize() (%s)', (_label, express) => {
   const secret = hmacSecret();
   const jwt = { secret, algorithms: ['HS256' as const] };
-  let app: RunningApp;
+  let app: GatewayApp;
   let upstream: Upstream;
-  let gw: ReturnType<typeof gateway>;
   const token = (claims: Record<string, unknown>) => signHmac({ sub: 'user-1', ...claims }, secret);
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'orders' });
-    const server = express();
     const ok = (req: http.IncomingMessage, res: { json(body: unknown): void }) => res.json({ ok: true, id: getConsumer(req)?.id });
     const auth = authenticate({ jwt, apiKey: { keys: { [API_KEY]: { id: 'key-consumer', scopes: ['orders:read'], tier: 'free' } } } });
-    server.get('/write', auth, authorize({ scopes: ['orders:read', 'orders:write'] }), ok);
-    server.get('/gold', auth, authorize({ tiers: ['gold', 'platinum'] }), ok);
-    server.get('/own/:id', auth, authorize((consumer, req) => req.url === `/own/${consumer.id}`), ok);
-    server.get('/throws', auth, authorize(() => { throw new Error('rule bug'); }), ok);
-    server.get('/no-auth', authorize({ scopes: ['orders:read'] }), ok);
-    gw = gateway({
-      routes: [{ path: '/gw/orders', upstream: upstream.url, auth: { jwt }, authorize: { scopes: ['orders:write'] } }],
-    });
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      { routes: [{ path: '/gw/orders', upstream: upstream.url, auth: { jwt }, authorize: { scopes: ['orders:write'] } }] },
+      {
+        express,
+        before: (server) => {
+          server.get('/write', auth, authorize({ scopes: ['orders:read', 'orders:write'] }), ok);
+          server.get('/gold', auth, authorize({ tiers: ['gold', 'platinum'] }), ok);
+          server.get('/own/:id', auth, authorize((consumer, req) => req.url === `/own/${consumer.id}`), ok);
+          server.get('/throws', auth, authorize(() => { throw new Error('rule bug'); }), ok);
+          server.get('/no-auth', authorize({ scopes: ['orders:read'] }), ok);
+        },
+      },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -48,7 +43,7 @@ describe.each(expressVersions)('authorize() (%s)', (_label, express) => {
   it('all listed scopes are required; missing ones → 403 ERR_FORBIDDEN_SCOPE with an insufficient_scope challenge', async () => {
     await request(app.url).get('/write').set('Authorization', `Bearer ${await token({ scope: 'orders:read orders:write' })}`).expect(200);
     const res = await request(app.url).get('/write').set('Authorization', `Bearer ${await token({ scope: 'orders:read' })}`);
-    expectProblem(res, 403, 'ERR_FORBIDDEN_SCOPE');
+    expectProblem(res, 403, 'ERR_FORBIDDEN_SCOPE', { requestId: false });
     expect(res.headers['www-authenticate']).toBe('Bearer error="insufficient_scope", scope="orders:read orders:write"');
     expect(res.body.detail).toContain('orders:write');
   });
@@ -59,21 +54,21 @@ describe.each(expressVersions)('authorize() (%s)', (_label, express) => {
 
   it('an API-key consumer lacking a scope gets 403 without a Bearer challenge', async () => {
     const res = await request(app.url).get('/write').set('X-Api-Key', API_KEY);
-    expectProblem(res, 403, 'ERR_FORBIDDEN_SCOPE');
+    expectProblem(res, 403, 'ERR_FORBIDDEN_SCOPE', { requestId: false });
     expect(res.headers['www-authenticate']).toBeUndefined();
   });
 
   it('tiers: only the listed tiers pass; another tier or none → 403 ERR_FORBIDDEN', async () => {
     expect((await request(app.url).get('/gold').set('Authorization', `Bearer ${await token({ tier: 'gold' })}`).expect(200)).body.id).toBe('user-1');
-    expectProblem(await request(app.url).get('/gold').set('Authorization', `Bearer ${await token({ tier: 'free' })}`), 403, 'ERR_FORBIDDEN');
-    expectProblem(await request(app.url).get('/gold').set('Authorization', `Bearer ${await token({})}`), 403, 'ERR_FORBIDDEN');
-    expectProblem(await request(app.url).get('/gold').set('X-Api-Key', API_KEY), 403, 'ERR_FORBIDDEN');
+    expectProblem(await request(app.url).get('/gold').set('Authorization', `Bearer ${await token({ tier: 'free' })}`), 403, 'ERR_FORBIDDEN', { requestId: false });
+    expectProblem(await request(app.url).get('/gold').set('Authorization', `Bearer ${await token({})}`), 403, 'ERR_FORBIDDEN', { requestId: false });
+    expectProblem(await request(app.url).get('/gold').set('X-Api-Key', API_KEY), 403, 'ERR_FORBIDDEN', { requestId: false });
   });
 
   it('a predicate decides with the consumer and the request', async () => {
     const bearer = `Bearer ${await token({})}`;
     await request(app.url).get('/own/user-1').set('Authorization', bearer).expect(200);
-    expectProblem(await request(app.url).get('/own/user-2').set('Authorization', bearer), 403, 'ERR_FORBIDDEN');
+    expectProblem(await request(app.url).get('/own/user-2').set('Authorization', bearer), 403, 'ERR_FORBIDDEN', { requestId: false });
   });
 
   it('a predicate that throws fails closed (500), never lets the request through', async () => {
@@ -85,14 +80,14 @@ describe.each(expressVersions)('authorize() (%s)', (_label, express) => {
 
   it('without an authenticated consumer → 401 ERR_AUTH_MISSING', async () => {
     const res = await request(app.url).get('/no-auth');
-    expectProblem(res, 401, 'ERR_AUTH_MISSING');
+    expectProblem(res, 401, 'ERR_AUTH_MISSING', { requestId: false });
     expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
   });
 
   it('as a gateway route option: refused requests never reach the upstream', async () => {
     const before = upstream.requests.length;
-    expectProblem(await request(app.url).get('/gw/orders').set('Authorization', `Bearer ${await token({ scope: 'orders:read' })}`), 403, 'ERR_FORBIDDEN_SCOPE');
-    expectProblem(await request(app.url).get('/gw/orders'), 401, 'ERR_AUTH_MISSING');
+    expectProblem(await request(app.url).get('/gw/orders').set('Authorization', `Bearer ${await token({ scope: 'orders:read' })}`), 403, 'ERR_FORBIDDEN_SCOPE', { requestId: false });
+    expectProblem(await request(app.url).get('/gw/orders'), 401, 'ERR_AUTH_MISSING', { requestId: false });
     expect(upstream.requests.length).toBe(before);
     await request(app.url).get('/gw/orders').set('Authorization', `Bearer ${await token({ scope: 'orders:write' })}`).expect(200);
     expect(upstream.requests.length).toBe(before + 1);
@@ -130,29 +125,29 @@ describe.each(expressVersions)('ipFilter() (%s)', (_label, express) => {
     expect((await status({ allow: ['127.0.0.0/8'] })).status).toBe(200);
     expect((await status({ allow: ['127.0.0.1'] })).status).toBe(200);
     const refused = await status({ allow: ['10.0.0.0/8', '192.168.0.0/16'] });
-    expectProblem(refused, 403, 'ERR_IP_DENIED');
+    expectProblem(refused, 403, 'ERR_IP_DENIED', { requestId: false });
   });
 
   it('deny: a matching CIDR is refused and deny wins over allow', async () => {
-    expectProblem(await status({ deny: ['127.0.0.0/24'] }), 403, 'ERR_IP_DENIED');
-    expectProblem(await status({ allow: ['127.0.0.0/8'], deny: ['127.0.0.1/32'] }), 403, 'ERR_IP_DENIED');
+    expectProblem(await status({ deny: ['127.0.0.0/24'] }), 403, 'ERR_IP_DENIED', { requestId: false });
+    expectProblem(await status({ allow: ['127.0.0.0/8'], deny: ['127.0.0.1/32'] }), 403, 'ERR_IP_DENIED', { requestId: false });
     expect((await status({ deny: ['10.0.0.0/8'] })).status).toBe(200);
   });
 
   it('an IPv4-mapped IPv6 rule matches the IPv4 client', async () => {
     expect((await status({ allow: ['::ffff:127.0.0.1'] })).status).toBe(200);
-    expectProblem(await status({ deny: ['::ffff:127.0.0.0/104'] }), 403, 'ERR_IP_DENIED');
+    expectProblem(await status({ deny: ['::ffff:127.0.0.0/104'] }), 403, 'ERR_IP_DENIED', { requestId: false });
   });
 
   it('with trust proxy loopback the rule sees the X-Forwarded-For client', async () => {
     const allowed = await status({ allow: ['10.1.2.3'] }, { 'X-Forwarded-For': '10.1.2.3' }, 'loopback');
     expect(allowed.status).toBe(200);
     expect(allowed.body.ip).toBe('10.1.2.3');
-    expectProblem(await status({ deny: ['10.0.0.0/8'] }, { 'X-Forwarded-For': '10.1.2.3' }, 'loopback'), 403, 'ERR_IP_DENIED');
+    expectProblem(await status({ deny: ['10.0.0.0/8'] }, { 'X-Forwarded-For': '10.1.2.3' }, 'loopback'), 403, 'ERR_IP_DENIED', { requestId: false });
   });
 
   it('without trust proxy X-Forwarded-For is ignored: the rule sees 127.0.0.1', async () => {
-    expectProblem(await status({ allow: ['10.1.2.3'] }, { 'X-Forwarded-For': '10.1.2.3' }), 403, 'ERR_IP_DENIED');
+    expectProblem(await status({ allow: ['10.1.2.3'] }, { 'X-Forwarded-For': '10.1.2.3' }), 403, 'ERR_IP_DENIED', { requestId: false });
     const denied10 = await status({ deny: ['10.0.0.0/8'] }, { 'X-Forwarded-For': '10.1.2.3' });
     expect(denied10.status).toBe(200);
     expect(denied10.body.ip).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
@@ -160,19 +155,17 @@ describe.each(expressVersions)('ipFilter() (%s)', (_label, express) => {
 
   it('as a gateway route option, refused requests never reach the upstream', async () => {
     const upstream = await startUpstream();
-    const server = express();
-    server.set('trust proxy', 'loopback');
-    const gw = gateway({ routes: [{ path: '/admin', upstream: upstream.url, ipFilter: { allow: ['10.0.0.0/8'] } }] });
-    server.use(gw);
-    const app = await listen(server);
+    const app = await gatewayApp(
+      { routes: [{ path: '/admin', upstream: upstream.url, ipFilter: { allow: ['10.0.0.0/8'] } }] },
+      { express, before: (server) => server.set('trust proxy', 'loopback') },
+    );
     try {
-      expectProblem(await request(app.url).get('/admin'), 403, 'ERR_IP_DENIED');
-      expectProblem(await request(app.url).get('/admin').set('X-Forwarded-For', '192.168.1.1'), 403, 'ERR_IP_DENIED');
+      expectProblem(await request(app.url).get('/admin'), 403, 'ERR_IP_DENIED', { requestId: false });
+      expectProblem(await request(app.url).get('/admin').set('X-Forwarded-For', '192.168.1.1'), 403, 'ERR_IP_DENIED', { requestId: false });
       expect(upstream.requests).toHaveLength(0);
       await request(app.url).get('/admin').set('X-Forwarded-For', '10.9.9.9').expect(200);
       expect(upstream.requests).toHaveLength(1);
     } finally {
-      await gw.close();
       await app.close();
       await upstream.close();
     }
@@ -226,24 +219,22 @@ describe.each(expressVersions)('ipFilter() (%s)', (_label, express) => {
 describe.each(expressVersions)('route cors option (%s)', (_label, express) => {
   const secret = hmacSecret();
   const ORIGIN = 'https://app.example';
-  let app: RunningApp;
+  let app: GatewayApp;
   let upstream: Upstream;
-  let gw: ReturnType<typeof gateway>;
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'orders' });
-    const server = express();
-    gw = gateway({
-      routes: [
-        { path: '/api/orders', upstream: upstream.url, cors: { origin: ORIGIN }, auth: { jwt: { secret, algorithms: ['HS256'] } } },
-        { path: '/api/public', upstream: upstream.url, cors: true, ipFilter: { allow: ['127.0.0.1'] } },
-      ],
-    });
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        routes: [
+          { path: '/api/orders', upstream: upstream.url, cors: { origin: ORIGIN }, auth: { jwt: { secret, algorithms: ['HS256'] } } },
+          { path: '/api/public', upstream: upstream.url, cors: true, ipFilter: { allow: ['127.0.0.1'] } },
+        ],
+      },
+      { express },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -264,7 +255,7 @@ describe.each(expressVersions)('route cors option (%s)', (_label, express) => {
 
   it('an actual request carries the CORS header on 401 too, and on success', async () => {
     const refused = await request(app.url).get('/api/orders/7').set('Origin', ORIGIN);
-    expectProblem(refused, 401, 'ERR_AUTH_MISSING');
+    expectProblem(refused, 401, 'ERR_AUTH_MISSING', { requestId: false });
     expect(refused.headers['access-control-allow-origin']).toBe(ORIGIN);
     const token = await signHmac({ sub: 'u' }, secret);
     const ok = await request(app.url).get('/api/orders/7').set('Origin', ORIGIN).set('Authorization', `Bearer ${token}`).expect(200);

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import request from 'supertest';
-import type { Response } from 'supertest';
 import { authenticate, ConfigError, proxy } from '../../index';
 import { expressVersions, listen, RunningApp } from '../helpers/app';
+import { expectProblem } from '../helpers/problem';
 import { startUpstream, Upstream } from '../helpers/upstream';
 import { hmacSecret, signHmac } from '../helpers/tokens';
 
@@ -11,12 +11,6 @@ const PLAIN_KEY = 'plain-key-0123456789abcdef';
 const HASHED_KEY = 'hashed-key-fedcba9876543210';
 const LOOKUP_KEY = 'lookup-key-00000000000000000';
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
-
-function expectProblem(res: Response, status: number, code: string) {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toContain('application/problem+json');
-  expect(res.body).toMatchObject({ status, code, requestId: res.headers['x-request-id'] });
-}
 
 describe.each(expressVersions)('API key authentication (%s)', (_label, express) => {
   const secret = hmacSecret();

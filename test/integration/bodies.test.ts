@@ -7,8 +7,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { gateway, problemHandler } from '../../index';
-import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { problemHandler } from '../../index';
+import { expressVersions, rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
 const MB = 1024 * 1024;
@@ -61,23 +62,25 @@ function postJson(port: number, path: string, body: string | Buffer, headers: Re
 
 describe.each(expressVersions)('bodies read by body parsers before gateway() (%s)', (_label, express) => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'echo' });
-    const server = express();
-    server.use(express.json());
-    server.use(express.urlencoded({ extended: false }));
-    server.use(express.text());
-    server.use(express.raw({ type: 'application/vnd.blob' }));
-    gw = gateway({ routes: [{ path: '/api', upstream: upstream.url }] });
-    server.use(gw);
-    server.use(problemHandler());
-    app = await listen(server);
+    app = await gatewayApp(
+      { routes: [{ path: '/api', upstream: upstream.url }] },
+      {
+        express,
+        before: (server) => {
+          server.use(express.json());
+          server.use(express.urlencoded({ extended: false }));
+          server.use(express.text());
+          server.use(express.raw({ type: 'application/vnd.blob' }));
+        },
+        after: (server) => server.use(problemHandler()),
+      },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -199,18 +202,13 @@ describe.each(expressVersions)('bodies read by body parsers before gateway() (%s
 describe.each(expressVersions)('malformed JSON without problemHandler (%s)', (_label, express) => {
   it("answers 400 from Express's own error handler and forwards nothing", async () => {
     const upstream = await startUpstream({ name: 'echo' });
-    const server = express();
-    server.use(express.json());
-    const gw = gateway({ routes: [{ path: '/api', upstream: upstream.url }] });
-    server.use(gw);
-    const app = await listen(server);
+    const app = await gatewayApp({ routes: [{ path: '/api', upstream: upstream.url }] }, { express, before: (server) => server.use(express.json()) });
     try {
       const res = await postJson(app.port, '/api/orders', '{not json');
       expect(res.status).toBe(400);
       expect(upstream.requests).toEqual([]);
       expect(upstream.connections).toBe(0);
     } finally {
-      await gw.close();
       await app.close();
       await upstream.close();
     }
@@ -219,8 +217,7 @@ describe.each(expressVersions)('malformed JSON without problemHandler (%s)', (_l
 
 describe.each(expressVersions)('untouched bodies are streamed (%s)', (_label, express) => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
   /** Bytes the large-transfer upstream counted, per request. */
   let counted: number[] = [];
 
@@ -241,18 +238,17 @@ describe.each(expressVersions)('untouched bodies are streamed (%s)', (_label, ex
         res.end(JSON.stringify({ received: length }));
       },
     });
-    const server = express();
-    gw = gateway({
-      routes: [
-        { path: '/upload', upstream: upstream.url },
-        { path: '/download', upstream: upstream.url },
-      ],
-    });
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        routes: [
+          { path: '/upload', upstream: upstream.url },
+          { path: '/download', upstream: upstream.url },
+        ],
+      },
+      { express },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -264,10 +260,7 @@ describe.each(expressVersions)('untouched bodies are streamed (%s)', (_label, ex
   it('streams a 1 MB octet-stream body byte-identical when no body parser ran', async () => {
     // The large-transfer upstream only counts bytes; a buffering one keeps what arrived so it can be hashed.
     const buffering = await startUpstream({ name: 'hash' });
-    const server = express();
-    const local = gateway({ routes: [{ path: '/upload', upstream: buffering.url }] });
-    server.use(local);
-    const hashApp = await listen(server);
+    const hashApp = await gatewayApp({ routes: [{ path: '/upload', upstream: buffering.url }] }, { express });
     try {
       const blob = randomBytes(MB);
       const res = await rawRequest(hashApp.port, {
@@ -284,7 +277,6 @@ describe.each(expressVersions)('untouched bodies are streamed (%s)', (_label, ex
       expect(request.headers['content-length']).toBe(String(MB));
       expect(request.headers['content-type']).toBe('application/octet-stream');
     } finally {
-      await local.close();
       await hashApp.close();
       await buffering.close();
     }

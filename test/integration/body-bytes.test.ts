@@ -4,9 +4,9 @@
  * unchanged when the gateway runs before the body parsers, and when a parser ran first with
  * `verify: keepRawBody`. Without either, the body is re-serialised and the gateway warns once per route.
  */
-import { gateway, keepRawBody } from '../../index';
-import type { Gateway } from '../../index';
-import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { keepRawBody } from '../../index';
+import { expressVersions, rawRequest, RunningApp } from '../helpers/app';
+import { ExpressApp, GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
 const JSON_BODY = '{"id": 12345678901234567890, "price": 1.10, "a":1, "a":2}';
@@ -16,16 +16,13 @@ describe.each(expressVersions)('request body bytes (%s)', (_label, express) => {
   let upstream: Upstream;
   let warnings: string[];
   let spy: jest.SpyInstance;
-  const started: Array<{ app: RunningApp; gw: Gateway }> = [];
+  const started: GatewayApp[] = [];
 
   beforeAll(async () => {
     upstream = await startUpstream();
   });
   afterAll(async () => {
-    for (const { app, gw } of started) {
-      await app.close();
-      await gw.close();
-    }
+    for (const app of started) await app.close();
     await upstream.close();
   });
   beforeEach(() => {
@@ -37,14 +34,10 @@ describe.each(expressVersions)('request body bytes (%s)', (_label, express) => {
   afterEach(() => spy.mockRestore());
 
   async function start(setup: 'gateway first' | 'parsers with keepRawBody' | 'parsers first'): Promise<RunningApp> {
-    const server = express();
-    const gw = gateway({ routes: [{ path: '/api', upstream: upstream.url, name: 'orders' }] });
-    if (setup === 'gateway first') server.use(gw);
     const verify = setup === 'parsers with keepRawBody' ? keepRawBody : undefined;
-    server.use(express.json({ verify }), express.urlencoded({ extended: true, verify }));
-    if (setup !== 'gateway first') server.use(gw);
-    const app = await listen(server);
-    started.push({ app, gw });
+    const parsers = (server: ExpressApp) => server.use(express.json({ verify }), express.urlencoded({ extended: true, verify }));
+    const app = await gatewayApp({ routes: [{ path: '/api', upstream: upstream.url, name: 'orders' }] }, setup === 'gateway first' ? { express, after: parsers } : { express, before: parsers });
+    started.push(app);
     return app;
   }
 

@@ -13,50 +13,53 @@ import request from 'supertest';
 import { ConfigError, gateway, getContext, GatewayError, loadConfig } from '../../index';
 import type { GatewayOptions } from '../../index';
 import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { configError as thrownConfigError } from '../helpers/config';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
 
 describe.each(expressVersions)('route table matching (%s)', (_label, express) => {
   let a: Upstream;
   let b: Upstream;
   let c: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
   const rewriteCalls: string[] = [];
 
   beforeAll(async () => {
     a = await startUpstream({ name: 'A' });
     b = await startUpstream({ name: 'B' });
     c = await startUpstream({ name: 'C' });
-    const server = express();
-    gw = gateway({
-      routes: [
-        // Listed shortest first on purpose: order must not matter.
-        { path: '/api', upstream: a.url },
-        { path: '/api/orders', upstream: b.url },
-        { path: '/catalog', upstream: c.url, methods: ['GET'] },
-        { path: '/catalog/admin', upstream: b.url, methods: ['post'] },
-        { path: '/shop', upstream: a.url, host: 'orders.example.com' },
-        { path: '/shop', upstream: b.url, host: '*.shop.test' },
-        { path: '/v2/orders', upstream: b.url, rewrite: { '^/v2/orders': '/internal/orders' } },
-        {
-          path: '/fn',
-          upstream: c.url,
-          rewrite: (forwarded, req) => {
-            rewriteCalls.push(`${req.method} ${forwarded}`);
-            return forwarded.replace(/^\/fn/, '/rewritten-by-function');
+    app = await gatewayApp(
+      {
+        routes: [
+          // Listed shortest first on purpose: order must not matter.
+          { path: '/api', upstream: a.url },
+          { path: '/api/orders', upstream: b.url },
+          { path: '/catalog', upstream: c.url, methods: ['GET'] },
+          { path: '/catalog/admin', upstream: b.url, methods: ['post'] },
+          { path: '/shop', upstream: a.url, host: 'orders.example.com' },
+          { path: '/shop', upstream: b.url, host: '*.shop.test' },
+          { path: '/v2/orders', upstream: b.url, rewrite: { '^/v2/orders': '/internal/orders' } },
+          {
+            path: '/fn',
+            upstream: c.url,
+            rewrite: (forwarded, req) => {
+              rewriteCalls.push(`${req.method} ${forwarded}`);
+              return forwarded.replace(/^\/fn/, '/rewritten-by-function');
+            },
           },
-        },
-        { path: '/stripped', upstream: c.url, stripPath: true },
-      ],
-    });
-    server.use(gw);
-    server.use((req: Request, res: Response) => {
-      res.json({ from: 'app', method: req.method, path: req.path });
-    });
-    app = await listen(server);
+          { path: '/stripped', upstream: c.url, stripPath: true },
+        ],
+      },
+      {
+        express,
+        after: (server) =>
+          server.use((req: Request, res: Response) => {
+            res.json({ from: 'app', method: req.method, path: req.path });
+          }),
+      },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await Promise.all([a.close(), b.close(), c.close()]);
   });
@@ -173,36 +176,38 @@ describe.each(expressVersions)('gateway mounted under a path (%s)', (_label, exp
 
 describe.each(expressVersions)('the matched route in the request context (%s)', (_label, express) => {
   let up: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     up = await startUpstream({ name: 'up' });
     const down = await closedPort();
-    const server = express();
-    gw = gateway({
-      onError: 'next',
-      routes: [
-        { path: '/named', name: 'orders-service', upstream: `http://127.0.0.1:${down}` },
-        { path: '/unnamed', upstream: `http://127.0.0.1:${down}` },
-        { path: '/get-only', name: 'reads', upstream: up.url, methods: ['GET'] },
-      ],
-    });
-    server.use(gw);
-    server.use((req: Request, res: Response) => {
-      res.status(404).json({ fellThrough: true, route: getContext(req).route ?? null });
-    });
-    server.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-      res.status(599).json({
-        route: getContext(req).route ?? null,
-        code: err instanceof GatewayError ? err.code : 'not a GatewayError',
-        status: err instanceof GatewayError ? err.status : 0,
-      });
-    });
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        onError: 'next',
+        routes: [
+          { path: '/named', name: 'orders-service', upstream: `http://127.0.0.1:${down}` },
+          { path: '/unnamed', upstream: `http://127.0.0.1:${down}` },
+          { path: '/get-only', name: 'reads', upstream: up.url, methods: ['GET'] },
+        ],
+      },
+      {
+        express,
+        after: (server) => {
+          server.use((req: Request, res: Response) => {
+            res.status(404).json({ fellThrough: true, route: getContext(req).route ?? null });
+          });
+          server.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+            res.status(599).json({
+              route: getContext(req).route ?? null,
+              code: err instanceof GatewayError ? err.code : 'not a GatewayError',
+              status: err instanceof GatewayError ? err.status : 0,
+            });
+          });
+        },
+      },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await up.close();
   });
@@ -227,17 +232,8 @@ describe('construction-time configuration errors', () => {
   const target = 'http://127.0.0.1:1';
 
   /** Builds a gateway expected to throw; closes it if it unexpectedly does not. */
-  function configError(options: unknown): ConfigError {
-    let gw: ReturnType<typeof gateway> | undefined;
-    try {
-      gw = gateway(options as GatewayOptions);
-    } catch (err) {
-      expect(err).toBeInstanceOf(ConfigError);
-      return err as ConfigError;
-    }
-    void gw.close();
-    throw new Error('gateway() accepted an invalid configuration');
-  }
+  const configError = (options: unknown): ConfigError =>
+    thrownConfigError(() => gateway(options as GatewayOptions), { accepted: (gw) => void gw.close(), message: 'gateway() accepted an invalid configuration' });
 
   it('names an unknown route key and suggests the intended one', () => {
     const err = configError({ routes: [{ path: '/api', upstream: target, methds: ['GET'] }] });
@@ -354,20 +350,19 @@ describe.each(expressVersions)('loadConfig() from a YAML file (%s)', (_label, ex
     expect(options.routes[0]).toMatchObject({ path: '/api/orders', name: 'orders', upstream: { target: orders.url, timeout: '5s', retries: 1 } });
     expect(options.routes[1].upstream).toBe(orders.url);
 
-    const server = express();
-    const gw = gateway(options);
-    server.use(gw);
-    server.use((_req: Request, res: Response) => {
-      res.status(404).json({ from: 'app' });
+    const app = await gatewayApp(options, {
+      express,
+      after: (server) =>
+        server.use((_req: Request, res: Response) => {
+          res.status(404).json({ from: 'app' });
+        }),
     });
-    const app = await listen(server);
     try {
       expect((await request(app.url).get('/api/orders/7?x=1').expect(200)).body).toMatchObject({ upstream: 'orders', url: '/api/orders/7?x=1' });
       expect((await request(app.url).get('/v2/orders/7?x=1').expect(200)).body).toMatchObject({ upstream: 'orders', url: '/internal/orders/7?x=1' });
       // methods from the file apply: DELETE is not routed.
       expect((await request(app.url).delete('/api/orders/7').expect(404)).body).toEqual({ from: 'app' });
     } finally {
-      await gw.close();
       await app.close();
     }
   });

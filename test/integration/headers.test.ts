@@ -4,8 +4,8 @@
  * request id is echoed, forwarded and carried by every problem body.
  */
 import net from 'node:net';
-import { gateway } from '../../index';
-import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { expressVersions, rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -52,8 +52,7 @@ describe.each(expressVersions)('request and response headers through gateway() (
   let echoUp: Upstream;
   let chatty: Upstream;
   let slow: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     echoUp = await startUpstream({ name: 'echo' });
@@ -73,21 +72,20 @@ describe.each(expressVersions)('request and response headers through gateway() (
     // Never answers: for the response-timeout problem body. close() destroys its sockets.
     slow = await startUpstream({ name: 'slow', handler: () => undefined });
     const down = await closedPort();
-    const server = express();
-    gw = gateway({
-      routes: [
-        { path: '/api/orders', upstream: echoUp.url },
-        { path: '/preserve', upstream: echoUp.url, preserveHost: true },
-        { path: '/chatty', upstream: chatty.url },
-        { path: '/down', upstream: { target: `http://127.0.0.1:${down}`, retries: 0 } },
-        { path: '/slow', upstream: { target: slow.url, timeout: 200 } },
-      ],
-    });
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        routes: [
+          { path: '/api/orders', upstream: echoUp.url },
+          { path: '/preserve', upstream: echoUp.url, preserveHost: true },
+          { path: '/chatty', upstream: chatty.url },
+          { path: '/down', upstream: { target: `http://127.0.0.1:${down}`, retries: 0 } },
+          { path: '/slow', upstream: { target: slow.url, timeout: 200 } },
+        ],
+      },
+      { express },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await echoUp.close();
     await chatty.close();
@@ -311,19 +309,13 @@ describe.each(expressVersions)('request and response headers through gateway() (
 
 describe.each(expressVersions)("X-Forwarded-* behind a trusted proxy (app.set('trust proxy', 'loopback'), %s)", (_label, express) => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'echo' });
-    const server = express();
-    server.set('trust proxy', 'loopback');
-    gw = gateway({ routes: [{ path: '/api/orders', upstream: upstream.url }] });
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp({ routes: [{ path: '/api/orders', upstream: upstream.url }] }, { express, before: (server) => server.set('trust proxy', 'loopback') });
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });

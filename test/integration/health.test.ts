@@ -8,19 +8,9 @@ import { proxy } from '../../index';
 import type { UpstreamTarget } from '../../index';
 import { expressVersions, ExpressFactory, listen, rawRequest, RunningApp } from '../helpers/app';
 import { closedPort, echo, startUpstream, Upstream } from '../helpers/upstream';
+import { sleep, waitFor } from '../helpers/wait';
 
 type Proxy = ReturnType<typeof proxy>;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Polls `condition` every 10 ms; fails the test if it does not hold within `timeoutMs`. */
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
 
 /** Waits until the target's cooldown is over. */
 async function cooldownOver(target: UpstreamTarget): Promise<void> {
@@ -273,7 +263,8 @@ describe.each(expressVersions)('active health checks (%s)', (_label, express) =>
   it('checks each target repeatedly at the interval, on a fresh connection each time', async () => {
     const checks = checksOf(steady);
     const connections = steady.connections;
-    await sleep(450);
+    // Two more checks at a 100 ms interval; waited for rather than slept on, so a loaded machine cannot fail it.
+    await waitFor(() => checksOf(steady) - checks >= 2, 3_000);
     const more = checksOf(steady) - checks;
     expect(more).toBeGreaterThanOrEqual(2);
     expect(steady.connections - connections).toBeGreaterThanOrEqual(more);

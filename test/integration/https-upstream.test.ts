@@ -9,10 +9,11 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import request from 'supertest';
-import { gateway, proxy } from '../../index';
+import { proxy } from '../../index';
 import type { TlsOptions } from '../../index';
 import { createTestPki, KeyAndCert, opensslAvailable, TestPki } from '../helpers/certs';
 import { expressVersions, listen, RunningApp } from '../helpers/app';
+import { gatewayApp } from '../helpers/gateway-app';
 
 if (!opensslAvailable) {
   console.warn('https-upstream.test.ts: SKIPPED — the `openssl` CLI is not available (`openssl version` failed), so no test PKI can be generated.');
@@ -149,15 +150,11 @@ describeWithOpenssl.each(expressVersions)('https upstream with a private CA and 
   });
 
   it('a gateway route with upstream.tls reaches the mTLS upstream', async () => {
-    const gw = gateway({ routes: [{ path: '/api', upstream: { target: upstream.url, tls: { ca: pki.ca, cert: client.cert, key: client.key } }, stripPath: true }] });
-    const server = express();
-    server.use(gw);
-    const app = await listen(server);
+    const app = await gatewayApp({ routes: [{ path: '/api', upstream: { target: upstream.url, tls: { ca: pki.ca, cert: client.cert, key: client.key } }, stripPath: true }] }, { express });
     try {
       const res = await request(app.url).get('/api/items?q=1').expect(200);
       expect(res.body).toEqual({ url: '/items?q=1', clientCn: 'frontdoor-gateway', authorized: true });
     } finally {
-      await gw.close();
       await app.close();
     }
   });

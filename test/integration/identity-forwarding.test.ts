@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { ConfigError, gateway } from '../../index';
-import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { expressVersions, rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 import { hmacSecret, signHmac } from '../helpers/tokens';
 
@@ -11,30 +12,28 @@ describe.each(expressVersions)('identity forwarding through gateway() (%s)', (_l
   const jwt = { secret, algorithms: ['HS256' as const] };
   const apiKey = { keys: { [API_KEY]: { id: 'partner-1', tier: 'partner', scopes: ['catalog:read'] } } };
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'backend' });
-    const server = express();
-    gw = gateway({
-      authSchemes: { partners: { apiKey, jwt } },
-      routes: [
-        { path: '/api/orders', upstream: upstream.url, auth: { jwt, identityHeaders: { claims: { email: 'x-consumer-email', org: 'x-consumer-org' } } } },
-        { path: '/api/custom', upstream: upstream.url, auth: { jwt, identityHeaders: { id: 'X-User', scopes: 'x-user-scopes', tier: 'x-user-tier' } } },
-        { path: '/api/silent', upstream: upstream.url, auth: { jwt, apiKey, identityHeaders: false } },
-        { path: '/api/private', upstream: upstream.url, auth: { jwt, apiKey, forwardAuthorization: false } },
-        { path: '/api/private-query', upstream: upstream.url, auth: { apiKey: { ...apiKey, query: 'api_key' }, forwardAuthorization: false } },
-        { path: '/api/passthrough', upstream: upstream.url, auth: { jwt, apiKey } },
-        { path: '/partners/catalog', upstream: upstream.url, auth: 'partners' },
-        { path: '/partners/stock', upstream: upstream.url, auth: 'partners' },
-      ],
-    });
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        authSchemes: { partners: { apiKey, jwt } },
+        routes: [
+          { path: '/api/orders', upstream: upstream.url, auth: { jwt, identityHeaders: { claims: { email: 'x-consumer-email', org: 'x-consumer-org' } } } },
+          { path: '/api/custom', upstream: upstream.url, auth: { jwt, identityHeaders: { id: 'X-User', scopes: 'x-user-scopes', tier: 'x-user-tier' } } },
+          { path: '/api/silent', upstream: upstream.url, auth: { jwt, apiKey, identityHeaders: false } },
+          { path: '/api/private', upstream: upstream.url, auth: { jwt, apiKey, forwardAuthorization: false } },
+          { path: '/api/private-query', upstream: upstream.url, auth: { apiKey: { ...apiKey, query: 'api_key' }, forwardAuthorization: false } },
+          { path: '/api/passthrough', upstream: upstream.url, auth: { jwt, apiKey } },
+          { path: '/partners/catalog', upstream: upstream.url, auth: 'partners' },
+          { path: '/partners/stock', upstream: upstream.url, auth: 'partners' },
+        ],
+      },
+      { express },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });

@@ -3,8 +3,9 @@
  * sticky sessions by header and by cookie, and pooled (kept-alive) upstream connections.
  */
 import http from 'node:http';
-import { gateway } from '../../index';
-import { expressVersions, ExpressFactory, listen, RunningApp } from '../helpers/app';
+import type { GatewayOptions } from '../../index';
+import { expressVersions, ExpressFactory } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
 interface Reply {
@@ -48,25 +49,26 @@ async function sendMany(port: number, path: string, total: number, concurrency: 
   return { counts, statuses };
 }
 
-async function startApp(express: ExpressFactory, gw: ReturnType<typeof gateway>): Promise<RunningApp> {
-  const app = express();
-  app.use(gw);
-  app.get('/local', (_req, res) => {
-    res.send('local');
+/** gatewayApp() with a local /local route behind the gateway. */
+function startApp(express: ExpressFactory, options: GatewayOptions): Promise<GatewayApp> {
+  return gatewayApp(options, {
+    express,
+    after: (app) =>
+      app.get('/local', (_req, res) => {
+        res.send('local');
+      }),
   });
-  return listen(app);
 }
 
 describe.each(expressVersions)('load balancing (%s)', (_label, express) => {
   let a: Upstream;
   let b: Upstream;
   let c: Upstream;
-  let gw: ReturnType<typeof gateway>;
-  let app: RunningApp;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     [a, b, c] = await Promise.all([startUpstream({ name: 'a' }), startUpstream({ name: 'b' }), startUpstream({ name: 'c' })]);
-    gw = gateway({
+    app = await startApp(express, {
       routes: [
         { path: '/rr', upstream: { targets: [a.url, b.url, c.url] } },
         { path: '/by-header', upstream: { targets: [a.url, b.url, c.url], sticky: { header: 'X-Session' } } },
@@ -74,10 +76,8 @@ describe.each(expressVersions)('load balancing (%s)', (_label, express) => {
         { path: '/pooled', upstream: b.url },
       ],
     });
-    app = await startApp(express, gw);
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await Promise.all([a.close(), b.close(), c.close()]);
   });
@@ -164,18 +164,15 @@ describe('weighted canary (express 5)', () => {
   const express = expressVersions[0][1];
   let stable: Upstream;
   let canary: Upstream;
-  let gw: ReturnType<typeof gateway>;
-  let app: RunningApp;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     [stable, canary] = await Promise.all([startUpstream({ name: 'stable' }), startUpstream({ name: 'canary' })]);
-    gw = gateway({
+    app = await startApp(express, {
       routes: [{ path: '/api/catalog', upstream: { targets: [{ url: stable.url, weight: 95 }, { url: canary.url, weight: 5 }] } }],
     });
-    app = await startApp(express, gw);
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await Promise.all([stable.close(), canary.close()]);
   });

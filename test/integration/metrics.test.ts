@@ -9,6 +9,7 @@ import type http from 'node:http';
 import express from 'express';
 import { defaultMetricsRegistry, gateway, MetricsRegistry, metricsHandler } from '../../index';
 import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
 
 interface Sample {
@@ -68,8 +69,7 @@ describe('gateway metrics over /metrics (express 5)', () => {
   let deadInPoolUrl: string;
   const releaseSlow: Array<() => void> = [];
   let registry: MetricsRegistry;
-  let gw: ReturnType<typeof gateway>;
-  let app: RunningApp;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     // Answers with the status asked for in `?status=`, 200 otherwise.
@@ -90,27 +90,25 @@ describe('gateway metrics over /metrics (express 5)', () => {
     deadUrl = `http://127.0.0.1:${await closedPort()}`;
     deadInPoolUrl = `http://127.0.0.1:${await closedPort()}`;
     registry = new MetricsRegistry();
-    gw = gateway({
-      metrics: { registry },
-      routes: [
-        { name: 'orders', path: '/api/orders', upstream: { target: statusUpstream.url, health: { passive: false } } },
-        { name: 'down', path: '/api/down', upstream: { target: deadUrl, retries: 0, health: { passive: false } } },
-        { name: 'pool', path: '/api/pool', upstream: { targets: [deadInPoolUrl, statusUpstream.url], health: { passive: { failures: 1, cooldown: '1m' } } } },
-        { name: 'limited', path: '/api/limited', upstream: statusUpstream.url, rateLimit: { limit: 2 } },
-        { name: 'misc', path: '/api/misc', upstream: { target: statusUpstream.url, health: { passive: false } } },
-        { name: 'slow', path: '/api/slow', upstream: slowUpstream.url },
-        { name: 'paths', path: '/api/paths', upstream: statusUpstream.url },
-      ],
-    });
-    const server = express();
-    server.use(gw);
-    server.get('/metrics', metricsHandler(registry));
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        metrics: { registry },
+        routes: [
+          { name: 'orders', path: '/api/orders', upstream: { target: statusUpstream.url, health: { passive: false } } },
+          { name: 'down', path: '/api/down', upstream: { target: deadUrl, retries: 0, health: { passive: false } } },
+          { name: 'pool', path: '/api/pool', upstream: { targets: [deadInPoolUrl, statusUpstream.url], health: { passive: { failures: 1, cooldown: '1m' } } } },
+          { name: 'limited', path: '/api/limited', upstream: statusUpstream.url, rateLimit: { limit: 2 } },
+          { name: 'misc', path: '/api/misc', upstream: { target: statusUpstream.url, health: { passive: false } } },
+          { name: 'slow', path: '/api/slow', upstream: slowUpstream.url },
+          { name: 'paths', path: '/api/paths', upstream: statusUpstream.url },
+        ],
+      },
+      { after: (server) => server.get('/metrics', metricsHandler(registry)) },
+    );
   });
 
   afterAll(async () => {
     for (const release of releaseSlow) release();
-    await gw.close();
     await app.close();
     await statusUpstream.close();
     await slowUpstream.close();
@@ -293,17 +291,16 @@ describe('gateway metrics over /metrics (express 4 smoke)', () => {
     const upstream = await startUpstream({ name: 'orders4' });
     const dead = `http://127.0.0.1:${await closedPort()}`;
     const registry = new MetricsRegistry();
-    const gw = gateway({
-      metrics: { registry },
-      routes: [
-        { name: 'orders', path: '/api/orders', upstream: upstream.url },
-        { name: 'down', path: '/api/down', upstream: { target: dead, retries: 0 } },
-      ],
-    });
-    const server = express4();
-    server.use(gw);
-    server.get('/metrics', metricsHandler(registry));
-    const app = await listen(server);
+    const app = await gatewayApp(
+      {
+        metrics: { registry },
+        routes: [
+          { name: 'orders', path: '/api/orders', upstream: upstream.url },
+          { name: 'down', path: '/api/down', upstream: { target: dead, retries: 0 } },
+        ],
+      },
+      { express: express4, after: (server) => server.get('/metrics', metricsHandler(registry)) },
+    );
     try {
       expect((await rawRequest(app.port, { path: '/api/orders/1' })).status).toBe(200);
       expect((await rawRequest(app.port, { path: '/api/orders/2' })).status).toBe(200);
@@ -313,7 +310,6 @@ describe('gateway metrics over /metrics (express 4 smoke)', () => {
       expect(total(samples, REQUESTS, { http_route: 'down', http_response_status_class: '5xx' })).toBe(1);
       expect(total(samples, 'frontdoor_upstream_errors_total', { frontdoor_upstream: dead })).toBe(1);
     } finally {
-      await gw.close();
       await app.close();
       await upstream.close();
     }

@@ -2,9 +2,9 @@
  * Named upstreams (adoption issue, item 4): routes naming one of the gateway's `upstreams` share its pool,
  * so a target ejected through one route gets no traffic from the others; names are checked at construction.
  */
-import express from 'express';
 import { ConfigError, gateway } from '../../index';
-import { listen, rawRequest } from '../helpers/app';
+import { rawRequest } from '../helpers/app';
+import { gatewayApp } from '../helpers/gateway-app';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
 
 describe('named upstreams', () => {
@@ -16,7 +16,7 @@ describe('named upstreams', () => {
 
   it('shares one pool and one health state between the routes that name it', async () => {
     const deadUrl = `http://127.0.0.1:${await closedPort()}`;
-    const gw = gateway({
+    const app = await gatewayApp({
       upstreams: { orders: { targets: [deadUrl, alive.url], retries: 0, health: { passive: { failures: 1, cooldown: '1m' } } } },
       routes: [
         { path: '/api/orders', methods: ['GET'], upstream: 'orders' },
@@ -24,10 +24,7 @@ describe('named upstreams', () => {
       ],
     });
     const ejected: unknown[] = [];
-    gw.events.on('upstream.ejected', (event) => ejected.push(event));
-    const server = express();
-    server.use(gw);
-    const app = await listen(server);
+    app.gw.events.on('upstream.ejected', (event) => ejected.push(event));
     try {
       // GETs until the dead target has failed once through the GET route (round-robin: within two requests).
       const gets: number[] = [];
@@ -43,7 +40,6 @@ describe('named upstreams', () => {
       expect(alive.requests.length - before).toBe(4);
     } finally {
       await app.close();
-      await gw.close();
     }
   });
 

@@ -2,11 +2,11 @@
  * A request is observed once (adoption issue, item 5): with app-wide trace(), metrics() and accessLog() and
  * a gateway that has its own, one request writes one log line and counts once.
  */
-import express from 'express';
 import pino from 'pino';
 import { Writable } from 'node:stream';
-import { accessLog, gateway, metrics, metricsHandler, MetricsRegistry } from '../../index';
-import { listen, rawRequest } from '../helpers/app';
+import { accessLog, metrics, metricsHandler, MetricsRegistry } from '../../index';
+import { rawRequest } from '../helpers/app';
+import { gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
 describe('observed once', () => {
@@ -26,12 +26,13 @@ describe('observed once', () => {
     });
     const logger = pino({}, stream);
     const registry = new MetricsRegistry();
-    const gw = gateway({ routes: [{ path: '/api', upstream: upstream.url, name: 'api' }], metrics: { registry }, accessLog: { logger } });
-    const server = express();
-    server.use(metrics({ registry }), accessLog({ logger }));
-    server.use(gw);
-    server.get('/metrics', metricsHandler(registry));
-    const app = await listen(server);
+    const app = await gatewayApp(
+      { routes: [{ path: '/api', upstream: upstream.url, name: 'api' }], metrics: { registry }, accessLog: { logger } },
+      {
+        before: (server) => server.use(metrics({ registry }), accessLog({ logger })),
+        after: (server) => server.get('/metrics', metricsHandler(registry)),
+      },
+    );
     try {
       expect((await rawRequest(app.port, { path: '/api/orders' })).status).toBe(200);
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -42,7 +43,6 @@ describe('observed once', () => {
       expect(total).toBe(1);
     } finally {
       await app.close();
-      await gw.close();
     }
   });
 });

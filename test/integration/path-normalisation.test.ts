@@ -3,37 +3,38 @@
  * spellings must never let a request skip a route or reach a path the route does not allow, and what
  * is forwarded is exactly the normalised path. Requests are sent raw (no client-side normalisation).
  */
-import { gateway } from '../../index';
-import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { expressVersions, rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
 describe.each(expressVersions)('path normalisation through gateway() (%s)', (_label, express) => {
   let orders: Upstream;
   let admin: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
   /** URLs the app's own handlers (the monolith) answered. */
   const monolith: string[] = [];
 
   beforeAll(async () => {
     orders = await startUpstream({ name: 'orders' });
     admin = await startUpstream({ name: 'admin' });
-    const server = express();
-    gw = gateway({
-      routes: [
-        { path: '/api/orders', upstream: orders.url },
-        { path: '/admin', upstream: admin.url },
-      ],
-    });
-    server.use(gw);
-    server.use((req, res) => {
-      monolith.push(req.url);
-      res.status(404).json({ from: 'monolith' });
-    });
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        routes: [
+          { path: '/api/orders', upstream: orders.url },
+          { path: '/admin', upstream: admin.url },
+        ],
+      },
+      {
+        express,
+        after: (server) =>
+          server.use((req, res) => {
+            monolith.push(req.url);
+            res.status(404).json({ from: 'monolith' });
+          }),
+      },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await orders.close();
     await admin.close();
@@ -147,23 +148,24 @@ describe.each(expressVersions)('path normalisation through gateway() (%s)', (_la
 
 describe.each(expressVersions)('path normalisation with the protected path served by the app itself (%s)', (_label, express) => {
   let orders: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
   const adminHits: string[] = [];
 
   beforeAll(async () => {
     orders = await startUpstream({ name: 'orders' });
-    const server = express();
-    gw = gateway({ routes: [{ path: '/api/orders', upstream: orders.url }] });
-    server.use(gw);
-    server.use('/admin', (req, res) => {
-      adminHits.push(req.originalUrl);
-      res.json({ from: 'monolith-admin' });
-    });
-    app = await listen(server);
+    app = await gatewayApp(
+      { routes: [{ path: '/api/orders', upstream: orders.url }] },
+      {
+        express,
+        after: (server) =>
+          server.use('/admin', (req, res) => {
+            adminHits.push(req.originalUrl);
+            res.json({ from: 'monolith-admin' });
+          }),
+      },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await orders.close();
   });

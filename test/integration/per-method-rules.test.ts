@@ -2,10 +2,9 @@
  * Policies per method on one route (adoption issue, item 4): a scope required only on POST, and a limit
  * of its own for POST, without a second route (which would mean a second pool and a second health state).
  */
-import express from 'express';
 import { gateway } from '../../index';
-import type { Gateway } from '../../index';
-import { listen, rawRequest, RunningApp } from '../helpers/app';
+import { rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { hmacSecret, signHmac } from '../helpers/tokens';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
@@ -13,14 +12,13 @@ const secret = hmacSecret();
 
 describe('per-method rules on one route', () => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: Gateway;
+  let app: GatewayApp;
   let reader: Record<string, string>;
   let writer: Record<string, string>;
 
   beforeAll(async () => {
     upstream = await startUpstream();
-    gw = gateway({
+    app = await gatewayApp({
       routes: [
         {
           path: '/api/orders',
@@ -31,15 +29,11 @@ describe('per-method rules on one route', () => {
         },
       ],
     });
-    const server = express();
-    server.use(gw);
-    app = await listen(server);
     reader = { Authorization: `Bearer ${await signHmac({ sub: 'reader', scope: 'orders:read' }, secret)}` };
     writer = { Authorization: `Bearer ${await signHmac({ sub: 'writer', scope: 'orders:read orders:write' }, secret)}` };
   });
   afterAll(async () => {
     await app.close();
-    await gw.close();
     await upstream.close();
   });
 

@@ -4,12 +4,11 @@
  * socket with that feature's status and code, without reaching the upstream. A feature added to the
  * registry with `apply` and no fixture below fails this suite.
  */
-import express from 'express';
-import { gateway } from '../../index';
-import type { Gateway, RouteOptions } from '../../index';
+import type { RouteOptions } from '../../index';
 import { GATEWAY_FEATURES, ROUTE_FEATURES } from '../../middleware/features';
-import { listen, RunningApp } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { hmacSecret, signHmac } from '../helpers/tokens';
+import { settle } from '../helpers/wait';
 import { rawUpgrade, startWsUpstream, WsUpstream } from '../helpers/websocket';
 
 const secret = hmacSecret();
@@ -45,13 +44,8 @@ describe('the feature registry on WebSocket upgrades', () => {
   });
   afterAll(() => upstream.close());
 
-  async function upgradeApp(route: Partial<RouteOptions>): Promise<{ app: RunningApp; gw: Gateway }> {
-    const gw = gateway({ routes: [{ path: '/ws', upstream: upstream.url, ws: true, ...route }] });
-    const server = express();
-    server.use(gw);
-    const app = await listen(server);
-    app.server.on('upgrade', gw.upgrade);
-    return { app, gw };
+  function upgradeApp(route: Partial<RouteOptions>): Promise<GatewayApp> {
+    return gatewayApp({ routes: [{ path: '/ws', upstream: upstream.url, ws: true, ...route }] }, { upgrade: true });
   }
 
   it('declares an upgrade rule for every feature, with a reason wherever it does not apply', () => {
@@ -67,7 +61,7 @@ describe('the feature registry on WebSocket upgrades', () => {
   });
 
   it.each(Object.entries(REFUSALS))('%s refuses an upgrade on the socket, and the upstream never sees it', async (_option, refusal) => {
-    const { app, gw } = await upgradeApp(refusal.route);
+    const app = await upgradeApp(refusal.route);
     try {
       const headers = (await refusal.headers?.()) ?? {};
       for (let i = 0; i < (refusal.passing ?? 0); i++) expect((await rawUpgrade(app.port, '/ws/room', headers)).status).toBe(101);
@@ -77,17 +71,16 @@ describe('the feature registry on WebSocket upgrades', () => {
       expect(answer.headers['content-type']).toBe('application/problem+json');
       expect(answer.headers.connection).toBe('close');
       expect(JSON.parse(answer.body)).toMatchObject({ status: refusal.status, code: refusal.code, requestId: expect.any(String) });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await settle();
       expect(upstream.handshakes.length).toBe(before);
     } finally {
       await app.close();
-      await gw.close();
     }
   });
 
   it('lets an upgrade through every applying feature when each allows it', async () => {
     const token = await signHmac({ sub: 'u1', scope: 'chat:join' }, secret);
-    const { app, gw } = await upgradeApp({ ipFilter: { allow: ['127.0.0.1'] }, auth: { jwt }, authorize: { scopes: ['chat:join'] }, rateLimit: { limit: 5 }, cors: true });
+    const app = await upgradeApp({ ipFilter: { allow: ['127.0.0.1'] }, auth: { jwt }, authorize: { scopes: ['chat:join'] }, rateLimit: { limit: 5 }, cors: true });
     try {
       const answer = await rawUpgrade(app.port, '/ws/room', { Authorization: `Bearer ${token}`, 'X-Consumer-Id': 'forged' });
       expect(answer.status).toBe(101);
@@ -96,7 +89,6 @@ describe('the feature registry on WebSocket upgrades', () => {
       expect(handshake.headers['x-consumer-id']).toBe('u1');
     } finally {
       await app.close();
-      await gw.close();
     }
   });
 });

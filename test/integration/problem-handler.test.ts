@@ -5,8 +5,9 @@
  */
 import express from 'express';
 import request from 'supertest';
-import { gateway, problemHandler } from '../../index';
+import { problemHandler } from '../../index';
 import { listen } from '../helpers/app';
+import { gatewayApp } from '../helpers/gateway-app';
 import { hmacSecret, signHmac } from '../helpers/tokens';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
@@ -49,12 +50,9 @@ describe('errors only the gateway sees', () => {
 
   it('a throwing authorize({ allow }) on a route is a 500 whose cause is logged', async () => {
     const secret = hmacSecret();
-    const gw = gateway({
+    const app = await gatewayApp({
       routes: [{ path: '/api', upstream: upstream.url, auth: { jwt: { secret, algorithms: ['HS256'] } }, authorize: { allow: () => { throw new TypeError('rule bug'); } } }],
     });
-    const server = express();
-    server.use(gw);
-    const app = await listen(server);
     try {
       const res = await request(app.url).get('/api/x').set('Authorization', `Bearer ${await signHmac({ sub: 'u1' }, secret)}`);
       expect(res.status).toBe(500);
@@ -62,7 +60,6 @@ describe('errors only the gateway sees', () => {
       expect(logged.map((args) => (args[1] as Error)?.message)).toEqual(['rule bug']);
     } finally {
       await app.close();
-      await gw.close();
     }
   });
 });

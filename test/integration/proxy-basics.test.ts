@@ -1,25 +1,27 @@
 import request from 'supertest';
-import { proxy, gateway } from '../../index';
-import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { proxy } from '../../index';
+import { expressVersions, listen, rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
 describe.each(expressVersions)('routing and fallthrough (%s)', (_label, express) => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'orders' });
-    const server = express();
-    gw = gateway({ routes: [{ path: '/api/orders', upstream: upstream.url }] });
-    server.use(gw);
-    server.get('/api/users', (_req, res) => {
-      res.json({ from: 'monolith' });
-    });
-    app = await listen(server);
+    app = await gatewayApp(
+      { routes: [{ path: '/api/orders', upstream: upstream.url }] },
+      {
+        express,
+        after: (server) =>
+          server.get('/api/users', (_req, res) => {
+            res.json({ from: 'monolith' });
+          }),
+      },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });

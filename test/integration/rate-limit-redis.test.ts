@@ -6,20 +6,17 @@
 import Redis from 'ioredis';
 import request from 'supertest';
 import type { Response } from 'supertest';
-import { ConfigError, gateway, rateLimit } from '../../index';
-import type { Logger } from '../../index';
-import { expressVersions, listen, RunningApp } from '../helpers/app';
+import { ConfigError, rateLimit } from '../../index';
+import type { Gateway } from '../../index';
+import { expressVersions, listen } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
+import { recordingLogger } from '../helpers/logs';
+import { expectProblem } from '../helpers/problem';
 import { describeWithRedis, RedisServer, startRedis } from '../helpers/redis';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
+import { sleep } from '../helpers/wait';
 
 const express = expressVersions[0][1];
-
-/** A logger that records what it is told. */
-function recordingLogger(): Logger & { warnings: string[]; errors: string[] } {
-  const warnings: string[] = [];
-  const errors: string[] = [];
-  return { warnings, errors, warn: (message: string) => void warnings.push(String(message)), error: (message: string) => void errors.push(String(message)) };
-}
 
 /** `r=` of the draft-8 RateLimit header, or undefined when the response carries none. */
 function remaining(res: Response): number | undefined {
@@ -33,8 +30,6 @@ async function timedGet(url: string, path: string): Promise<{ res: Response; ms:
   const res = await request(url).get(path);
   return { res, ms: Date.now() - started };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Connections to `redis` other than the one asking (ioredis, closed again). */
 async function otherClients(redisUrl: string): Promise<number> {
@@ -90,13 +85,10 @@ describeWithRedis('rate limiting in Redis', () => {
   });
 
   /** An Express app in front of a gateway with one /api route limited by `rateLimit`. */
-  async function instance(rateLimitOptions: Parameters<typeof rateLimit>[0], name = 'api', path = '/api'): Promise<{ app: RunningApp; gw: ReturnType<typeof gateway> }> {
-    const server = express();
-    const gw = gateway({ routes: [{ path, name, upstream: upstream.url, rateLimit: rateLimitOptions }] });
-    server.use(gw);
-    const app = await listen(server);
-    cleanups.push(() => app.close(), () => gw.close());
-    return { app, gw };
+  async function instance(rateLimitOptions: Parameters<typeof rateLimit>[0], name = 'api', path = '/api'): Promise<{ app: GatewayApp; gw: Gateway }> {
+    const app = await gatewayApp({ routes: [{ path, name, upstream: upstream.url, rateLimit: rateLimitOptions }] });
+    cleanups.push(() => app.close());
+    return { app, gw: app.gw };
   }
 
   it('close() releases the Redis connection, for gateways and standalone limiters', async () => {
@@ -196,17 +188,14 @@ describeWithRedis('rate limiting in Redis', () => {
   async function outageGateway(prefix: string) {
     const allowLog = recordingLogger();
     const denyLog = recordingLogger();
-    const server = express();
-    const gw = gateway({
+    const app = await gatewayApp({
       routes: [
         { path: '/allow', upstream: upstream.url, rateLimit: { limit: 4, redis: redis.url, onStoreError: 'allow', logger: allowLog, name: `${prefix}-allow` } },
         // Its own connection (another spelling of the URL), so each limiter's logger sees its own outage.
         { path: '/deny', upstream: upstream.url, rateLimit: { limit: 4, redis: `${redis.url}/0`, onStoreError: 'deny', logger: denyLog, name: `${prefix}-deny` } },
       ],
     });
-    server.use(gw);
-    const app = await listen(server);
-    cleanups.push(() => app.close(), () => gw.close());
+    cleanups.push(() => app.close());
     return { app, allowLog, denyLog };
   }
 
@@ -239,9 +228,7 @@ describeWithRedis('rate limiting in Redis', () => {
     // 'deny': 503 problem+json with Retry-After, promptly.
     for (let i = 0; i < 3; i++) {
       const { res, ms } = await timedGet(app.url, '/deny');
-      expect(res.status).toBe(503);
-      expect(res.headers['content-type']).toContain('application/problem+json');
-      expect(res.body).toMatchObject({ status: 503, code: 'ERR_RATE_LIMIT_UNAVAILABLE', requestId: res.headers['x-request-id'] });
+      expectProblem(res, 503, 'ERR_RATE_LIMIT_UNAVAILABLE');
       expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
       expect(ms).toBeLessThan(1000);
     }

@@ -9,8 +9,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import request from 'supertest';
 import type { Response } from 'supertest';
 import { gateway, rateLimit } from '../../index';
-import type { Logger, RouteOptions } from '../../index';
-import { expressVersions, ExpressFactory, listen, RunningApp } from '../helpers/app';
+import type { RouteOptions } from '../../index';
+import { expressVersions, ExpressFactory, listen } from '../helpers/app';
+import { GatewayApp, gatewayApp, GatewayAppSetup } from '../helpers/gateway-app';
+import { recordingLogger } from '../helpers/logs';
+import { expectProblem } from '../helpers/problem';
 import { hmacSecret, signHmac } from '../helpers/tokens';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
@@ -35,9 +38,7 @@ function policyQuota(res: Response): number {
 
 /** A 429 problem+json ERR_RATE_LIMITED with Retry-After and the request id. */
 function expectLimited(res: Response): void {
-  expect(res.status).toBe(429);
-  expect(res.headers['content-type']).toContain('application/problem+json');
-  expect(res.body).toMatchObject({ status: 429, code: 'ERR_RATE_LIMITED', requestId: res.headers['x-request-id'] });
+  expectProblem(res, 429, 'ERR_RATE_LIMITED');
   expect(res.headers['x-request-id']).toEqual(expect.any(String));
   expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
 }
@@ -47,13 +48,6 @@ async function statuses(url: string, path: string, count: number, headers: Recor
   const result: number[] = [];
   for (let i = 0; i < count; i++) result.push((await request(url).get(path).set(headers)).status);
   return result;
-}
-
-/** A logger that records what it is told. */
-function recordingLogger(): Logger & { warnings: string[]; errors: string[] } {
-  const warnings: string[] = [];
-  const errors: string[] = [];
-  return { warnings, errors, warn: (message: string) => void warnings.push(String(message)), error: (message: string) => void errors.push(String(message)) };
 }
 
 /** Apps, gateways and limiters a test started, closed after it. */
@@ -70,20 +64,16 @@ afterAll(async () => {
   await upstream.close();
 });
 
-/** An Express app with a gateway of `routes` in front of a local 'monolith' handler. */
-async function gatewayApp(routes: RouteOptions[], configure: (app: ReturnType<ExpressFactory>) => void = () => undefined, factory: ExpressFactory = express): Promise<RunningApp> {
-  const server = factory();
-  configure(server);
-  const gw = gateway({ routes });
-  server.use(gw);
-  const app = await listen(server);
-  cleanups.push(() => gw.close(), () => app.close());
+/** An Express app with a gateway of `routes` (gatewayApp()), closed after the test. */
+async function routesApp(routes: RouteOptions[], before?: GatewayAppSetup['before'], factory: ExpressFactory = express): Promise<GatewayApp> {
+  const app = await gatewayApp({ routes }, { express: factory, before });
+  cleanups.push(() => app.close());
   return app;
 }
 
 describe.each(expressVersions)('limit per window (%s)', (_label, factory) => {
   it('answers the request after the limit with 429 problem+json ERR_RATE_LIMITED, Retry-After and the request id, and forwards nothing', async () => {
-    const app = await gatewayApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 3, window: '1m' } }], undefined, factory);
+    const app = await routesApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 3, window: '1m' } }], undefined, factory);
     const before = upstream.requests.length;
     expect(await statuses(app.url, '/api/items', 3)).toEqual([200, 200, 200]);
     const limited = await request(app.url).get('/api/items').set('X-Request-Id', 'client-req-42');
@@ -94,7 +84,7 @@ describe.each(expressVersions)('limit per window (%s)', (_label, factory) => {
   });
 
   it('sends RateLimit and RateLimit-Policy on every response, the remaining count going down to 0', async () => {
-    const app = await gatewayApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 3, window: '1m' } }], undefined, factory);
+    const app = await routesApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 3, window: '1m' } }], undefined, factory);
     const remaining: number[] = [];
     for (let i = 0; i < 4; i++) {
       const res = await request(app.url).get('/api/items');
@@ -127,7 +117,7 @@ describe.each(expressVersions)('limit per window (%s)', (_label, factory) => {
 
 describe('rate limit headers and counters', () => {
   it('adds X-RateLimit-Limit/Remaining/Reset with legacyHeaders', async () => {
-    const app = await gatewayApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 3, window: '1m', legacyHeaders: true } }]);
+    const app = await routesApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 3, window: '1m', legacyHeaders: true } }]);
     const first = await request(app.url).get('/api/a').expect(200);
     expect(first.headers['x-ratelimit-limit']).toBe('3');
     expect(first.headers['x-ratelimit-remaining']).toBe('2');
@@ -138,7 +128,7 @@ describe('rate limit headers and counters', () => {
   });
 
   it('counts each route on its own counter', async () => {
-    const app = await gatewayApp([
+    const app = await routesApp([
       { path: '/orders', upstream: upstream.url, rateLimit: { limit: 2 } },
       { path: '/users', upstream: upstream.url, rateLimit: { limit: 2 } },
     ]);
@@ -147,7 +137,7 @@ describe('rate limit headers and counters', () => {
   });
 
   it('shares one counter between routes that name the same counter', async () => {
-    const app = await gatewayApp([
+    const app = await routesApp([
       { path: '/orders', upstream: upstream.url, rateLimit: { limit: 3, name: 'shop' } },
       { path: '/users', upstream: upstream.url, rateLimit: { limit: 3, name: 'shop' } },
       { path: '/other', upstream: upstream.url, rateLimit: { limit: 3, name: 'other' } },
@@ -161,7 +151,7 @@ describe('rate limit headers and counters', () => {
   });
 
   it('groups requests by a key function of the request', async () => {
-    const app = await gatewayApp([
+    const app = await routesApp([
       { path: '/api', upstream: upstream.url, rateLimit: { limit: 2, key: (req) => String(req.headers['x-tenant'] ?? 'none') } },
     ]);
     expect(await statuses(app.url, '/api', 3, { 'X-Tenant': 'acme' })).toEqual([200, 200, 429]);
@@ -176,7 +166,7 @@ describe('key: consumer and tiers', () => {
   const bearer = async (claims: Record<string, unknown>) => ({ Authorization: `Bearer ${await token(claims)}` });
 
   it('gives two consumers behind the same IP their own buckets, and anonymous requests a bucket per IP', async () => {
-    const app = await gatewayApp(
+    const app = await routesApp(
       [{ path: '/api', upstream: upstream.url, auth: { jwt: { secret, algorithms: ['HS256'] }, optional: true }, rateLimit: { limit: 2, key: 'consumer' } }],
       (server) => server.set('trust proxy', 'loopback'),
     );
@@ -192,12 +182,12 @@ describe('key: consumer and tiers', () => {
   });
 
   it('falls back to the IP when no authenticate() ran', async () => {
-    const app = await gatewayApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 1, key: 'consumer' } }]);
+    const app = await routesApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 1, key: 'consumer' } }]);
     expect(await statuses(app.url, '/api', 2)).toEqual([200, 429]);
   });
 
   it('applies the limit of the consumer tier, and `default` to consumers without a listed tier', async () => {
-    const app = await gatewayApp([
+    const app = await routesApp([
       { path: '/api', upstream: upstream.url, auth: { jwt: { secret, algorithms: ['HS256'] } }, rateLimit: { key: 'consumer', tiers: { free: 2, gold: 5 }, default: 1 } },
     ]);
     const cases: Array<[Record<string, unknown>, number]> = [
@@ -218,7 +208,7 @@ describe('key: consumer and tiers', () => {
 
 describe('key: ip and X-Forwarded-For', () => {
   it('does not let an untrusted client escape the limit with a new X-Forwarded-For on each request', async () => {
-    const app = await gatewayApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 3 } }]);
+    const app = await routesApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 3 } }]);
     const before = upstream.requests.length;
     const result: number[] = [];
     for (let i = 1; i <= 6; i++) result.push((await request(app.url).get('/api').set('X-Forwarded-For', `203.0.113.${i}`)).status);
@@ -228,7 +218,7 @@ describe('key: ip and X-Forwarded-For', () => {
 
   it("warns the logger about `trust proxy` = true on the first request, once", async () => {
     const logger = recordingLogger();
-    const app = await gatewayApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 10, logger } }], (server) => server.set('trust proxy', true));
+    const app = await routesApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 10, logger } }], (server) => server.set('trust proxy', true));
     expect(logger.warnings.filter((w) => /trust proxy/i.test(w))).toHaveLength(0);
     await request(app.url).get('/api').expect(200);
     expect(logger.warnings.filter((w) => /trust proxy/i.test(w))).toHaveLength(1);
@@ -239,7 +229,7 @@ describe('key: ip and X-Forwarded-For', () => {
 
   it("does not warn about a narrow `trust proxy` setting such as 'loopback'", async () => {
     const logger = recordingLogger();
-    const app = await gatewayApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 10, logger } }], (server) => server.set('trust proxy', 'loopback'));
+    const app = await routesApp([{ path: '/api', upstream: upstream.url, rateLimit: { limit: 10, logger } }], (server) => server.set('trust proxy', 'loopback'));
     await request(app.url).get('/api').set('X-Forwarded-For', '198.51.100.1').expect(200);
     await request(app.url).get('/api').expect(200);
     expect(logger.warnings).toEqual([]);

@@ -3,19 +3,18 @@
  * asks for the body gets it whole, up to its limit, and what it returns is sent with a correct length; an
  * answer over the limit streams through unchanged.
  */
-import express from 'express';
 import { createHash } from 'node:crypto';
-import { addResponseFilter, gateway } from '../../index';
-import type { Gateway } from '../../index';
-import { listen, rawRequest, RunningApp } from '../helpers/app';
+import type { RequestHandler } from 'express';
+import { addResponseFilter } from '../../index';
+import { rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
 const BIG = Buffer.alloc(256 * 1024, 'x');
 
 describe('response filters', () => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: Gateway;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({
@@ -36,9 +35,7 @@ describe('response filters', () => {
         res.end(JSON.stringify({ id: 7, internalNote: 'do not show' }));
       },
     });
-    gw = gateway({ routes: [{ path: '/api', upstream: upstream.url }] });
-    const server = express();
-    server.use('/api', (req, _res, next) => {
+    const filters: RequestHandler = (req, _res, next) => {
       const path = req.url; // inside the mount; Express restores req.url when next() leaves it
       addResponseFilter(req, {
         headers(response) {
@@ -60,13 +57,11 @@ describe('response filters', () => {
         });
       }
       next();
-    });
-    server.use(gw);
-    app = await listen(server);
+    };
+    app = await gatewayApp({ routes: [{ path: '/api', upstream: upstream.url }] }, { before: (server) => server.use('/api', filters) });
   });
   afterAll(async () => {
     await app.close();
-    await gw.close();
     await upstream.close();
   });
 

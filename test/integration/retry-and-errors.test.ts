@@ -3,64 +3,13 @@
  * refused → 502, reset → 502, response timeout → 504, nothing healthy → 503. After every fault the
  * gateway keeps serving; `onError: 'next'` hands errors to the app instead.
  */
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import type { ErrorRequestHandler } from 'express';
-import { gateway, proxy } from '../../index';
-import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
-import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
-
-type Reply = Awaited<ReturnType<typeof rawRequest>>;
-
-/** Asserts an RFC 9457 problem answer with the given status and code, tied to the response's request id. */
-function expectProblem(res: Reply, status: number, code: string): void {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toContain('application/problem+json');
-  const body = JSON.parse(res.body);
-  expect(body).toMatchObject({ status, code });
-  expect(typeof body.requestId).toBe('string');
-  expect(body.requestId).toBe(res.headers['x-request-id']);
-}
-
-/** A raw TCP "upstream" that reads the start of each request and destroys the connection without answering. */
-async function startResettingUpstream(): Promise<{ url: string; readonly connections: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const state = { connections: 0 };
-  const server = net.createServer((socket) => {
-    state.connections += 1;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    socket.once('data', () => socket.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    get connections() {
-      return state.connections;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** An upstream that answers only after `delayMs` (the timer is dropped if the connection goes first). */
-function startSlowUpstream(name: string, delayMs: number): Promise<Upstream> {
-  return startUpstream({
-    name,
-    handler: (_req, res) => {
-      const timer = setTimeout(() => {
-        res.writeHead(200, { 'x-upstream': name });
-        res.end('late');
-      }, delayMs);
-      res.on('close', () => clearTimeout(timer));
-    },
-  });
-}
+import { proxy } from '../../index';
+import { expressVersions, listen, rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
+import { expectProblem } from '../helpers/problem';
+import { closedPort, RawUpstream, startResettingUpstream, startSlowUpstream, startUpstream, Upstream } from '../helpers/upstream';
+import { sleep } from '../helpers/wait';
 
 const json = (value: unknown) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
 
@@ -160,12 +109,11 @@ describe.each(expressVersions)('retries (%s)', (_label, express) => {
 
 describe.each(expressVersions)('upstream faults as problem+json (%s)', (_label, express) => {
   let healthy: Upstream;
-  let resetA: Awaited<ReturnType<typeof startResettingUpstream>>;
-  let resetB: Awaited<ReturnType<typeof startResettingUpstream>>;
+  let resetA: RawUpstream;
+  let resetB: RawUpstream;
   let slowA: Upstream;
   let slowB: Upstream;
-  let gw: ReturnType<typeof gateway>;
-  let app: RunningApp;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     healthy = await startUpstream({ name: 'healthy' });
@@ -176,21 +124,20 @@ describe.each(expressVersions)('upstream faults as problem+json (%s)', (_label, 
     const refused = `http://127.0.0.1:${await closedPort()}`;
     const gone = `http://127.0.0.1:${await closedPort()}`;
     const noPassive = { passive: false as const };
-    gw = gateway({
-      routes: [
-        { path: '/ok', upstream: healthy.url },
-        { path: '/refused', upstream: { target: refused, health: noPassive } },
-        { path: '/reset', upstream: { targets: [resetA.url, resetB.url], retries: 1, health: noPassive } },
-        { path: '/slow', upstream: { targets: [slowA.url, slowB.url], timeout: 200, health: noPassive } },
-        { path: '/gone', upstream: { target: gone, health: { passive: { failures: 1, cooldown: '30s' } } } },
-      ],
-    });
-    const server = express();
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        routes: [
+          { path: '/ok', upstream: healthy.url },
+          { path: '/refused', upstream: { target: refused, health: noPassive } },
+          { path: '/reset', upstream: { targets: [resetA.url, resetB.url], retries: 1, health: noPassive } },
+          { path: '/slow', upstream: { targets: [slowA.url, slowB.url], timeout: 200, health: noPassive } },
+          { path: '/gone', upstream: { target: gone, health: { passive: { failures: 1, cooldown: '30s' } } } },
+        ],
+      },
+      { express },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await Promise.all([healthy.close(), resetA.close(), resetB.close(), slowA.close(), slowB.close()]);
   });
@@ -232,7 +179,7 @@ describe.each(expressVersions)('upstream faults as problem+json (%s)', (_label, 
     const res = await rawRequest(app.port, { method: 'POST', path: '/slow/orders', ...json({ id: 7 }) });
     expectProblem(res, 504, 'ERR_UPSTREAM_TIMEOUT');
     // The upstream got it once; give a retry the time it would need to show up.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     expect(slowA.requests.length + slowB.requests.length - before).toBe(1);
     await stillServing();
   });
@@ -282,25 +229,23 @@ describe.each(expressVersions)("onError: 'next' (%s)", (_label, express) => {
   it('gateway() hands upstream errors to the app error handler with their status', async () => {
     const dead = `http://127.0.0.1:${await closedPort()}`;
     const slow = await startSlowUpstream('slow', 2000);
-    const gw = gateway({
-      onError: 'next',
-      routes: [
-        { path: '/dead', upstream: dead },
-        { path: '/slow', upstream: { target: slow.url, timeout: 100 } },
-      ],
-    });
-    const app = express();
-    app.use(gw);
     const handler: ErrorRequestHandler = (err, _req, res, _next) => {
       res.status(418).json({ seenStatus: err.status, seenCode: err.code });
     };
-    app.use(handler);
-    const running = await listen(app);
+    const running = await gatewayApp(
+      {
+        onError: 'next',
+        routes: [
+          { path: '/dead', upstream: dead },
+          { path: '/slow', upstream: { target: slow.url, timeout: 100 } },
+        ],
+      },
+      { express, after: (app) => app.use(handler) },
+    );
     try {
       expect(JSON.parse((await rawRequest(running.port, { path: '/dead/x' })).body)).toEqual({ seenStatus: 502, seenCode: 'ERR_UPSTREAM_UNAVAILABLE' });
       expect(JSON.parse((await rawRequest(running.port, { path: '/slow/x' })).body)).toEqual({ seenStatus: 504, seenCode: 'ERR_UPSTREAM_TIMEOUT' });
     } finally {
-      await gw.close();
       await running.close();
       await slow.close();
     }

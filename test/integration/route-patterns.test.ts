@@ -6,14 +6,14 @@
 import express from 'express';
 import type { IncomingMessage } from 'node:http';
 import { ConfigError, gateway, getContext } from '../../index';
-import type { Gateway, RouteOptions } from '../../index';
-import { listen, rawRequest, RunningApp } from '../helpers/app';
+import type { RouteOptions } from '../../index';
+import { listen, rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
 describe('Express-style route paths', () => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: Gateway;
+  let app: GatewayApp;
   const seenParams: Array<Record<string, string> | undefined> = [];
 
   beforeAll(async () => {
@@ -32,15 +32,10 @@ describe('Express-style route paths', () => {
       },
       { path: '/api/users/me/orders', upstream: upstream.url, name: 'my-orders' },
     ];
-    gw = gateway({ routes });
-    const server = express();
-    server.use(gw);
-    server.use((req, res) => res.status(404).json({ monolith: req.url }));
-    app = await listen(server);
+    app = await gatewayApp({ routes }, { after: (server) => server.use((req, res) => res.status(404).json({ monolith: req.url })) });
   });
   afterAll(async () => {
     await app.close();
-    await gw.close();
     await upstream.close();
   });
 

@@ -14,224 +14,20 @@
  * 9. A JSON body nested too deeply to re-serialise is a 400, not a 500.
  */
 import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import request from 'supertest';
-import WebSocket, { WebSocketServer } from 'ws';
-import { accessLog, gateway, proxy } from '../../index';
+import WebSocket from 'ws';
+import { accessLog, proxy } from '../../index';
 import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
+import { captureStream, linesFor } from '../helpers/logs';
+import { expectProblem } from '../helpers/problem';
+import { sendRaw } from '../helpers/raw';
 import { hmacSecret, signHmac } from '../helpers/tokens';
 import { startUpstream, Upstream } from '../helpers/upstream';
-
-// ---------------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------------
-
-interface RawResponse {
-  /** Everything the server wrote on the socket. */
-  raw: string;
-  /** The socket closed by itself (within the wait). */
-  closed: boolean;
-  statusLine: string;
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** Parses an HTTP/1.1 response (de-chunking a chunked body). */
-function parseResponse(raw: string, closed: boolean): RawResponse {
-  const end = raw.indexOf('\r\n\r\n');
-  const head = end === -1 ? raw : raw.slice(0, end);
-  let body = end === -1 ? '' : raw.slice(end + 4);
-  const [statusLine, ...lines] = head.split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    if (colon === -1) continue;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-  }
-  if (headers['transfer-encoding']?.toLowerCase() === 'chunked') {
-    let decoded = '';
-    let rest = body;
-    for (;;) {
-      const lineEnd = rest.indexOf('\r\n');
-      if (lineEnd === -1) break;
-      const size = parseInt(rest.slice(0, lineEnd), 16);
-      if (!Number.isFinite(size) || size === 0) break;
-      decoded += rest.slice(lineEnd + 2, lineEnd + 2 + size);
-      rest = rest.slice(lineEnd + 2 + size + 2);
-    }
-    body = decoded;
-  } else if (headers['content-length'] !== undefined) {
-    body = body.slice(0, Number(headers['content-length']));
-  }
-  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 0);
-  return { raw, closed, statusLine, status, headers, body };
-}
-
-/**
- * Writes `chunks` on a fresh TCP connection byte for byte (a delay between chunks when given), then waits
- * for the server to close the socket: `closed` is false when it did not within `waitMs`.
- */
-function sendRaw(port: number, chunks: string | string[], options: { waitMs?: number; gapMs?: number } = {}): Promise<RawResponse> {
-  const parts = Array.isArray(chunks) ? chunks : [chunks];
-  const waitMs = options.waitMs ?? 2_000;
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    const received: Buffer[] = [];
-    let settled = false;
-    const done = (closed: boolean) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(parseResponse(Buffer.concat(received).toString('latin1'), closed));
-    };
-    const timer = setTimeout(() => done(false), waitMs);
-    socket.on('data', (chunk: Buffer) => received.push(chunk));
-    socket.on('close', () => done(true));
-    socket.on('error', (err) => {
-      if (!settled && received.length === 0) {
-        settled = true;
-        clearTimeout(timer);
-        reject(err);
-      }
-    });
-    socket.on('connect', async () => {
-      for (let i = 0; i < parts.length; i++) {
-        if (i > 0 && options.gapMs) await new Promise((r) => setTimeout(r, options.gapMs));
-        if (!socket.destroyed) socket.write(parts[i], 'latin1');
-      }
-    });
-  });
-}
-
-/** A WebSocket handshake request, byte for byte, with extra header lines. */
-function handshake(path: string, headers: Record<string, string> = {}): string {
-  return [
-    `GET ${path} HTTP/1.1`,
-    'Host: 127.0.0.1',
-    'Connection: Upgrade',
-    'Upgrade: websocket',
-    'Sec-WebSocket-Version: 13',
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
-    '',
-    '',
-  ].join('\r\n');
-}
-
-/** The answer is an RFC 9457 problem with `status`, `code` and the response's request id. */
-function expectProblem(res: { status: number; headers: Record<string, string | string[] | undefined>; body: string }, status: number, code: string): void {
-  expect(res.status).toBe(status);
-  expect(String(res.headers['content-type'])).toContain('application/problem+json');
-  const body = JSON.parse(res.body);
-  expect(body).toMatchObject({ status, code });
-  expect(typeof body.requestId).toBe('string');
-  expect(body.requestId).toBe(res.headers['x-request-id']);
-}
-
-interface WsUpstream {
-  url: string;
-  /** TCP connections accepted by the upstream's HTTP server. */
-  connections: number;
-  /** Handshake requests that became WebSockets: their path and headers. */
-  handshakes: Array<{ url: string; headers: http.IncomingHttpHeaders }>;
-  /** Plain HTTP requests (answered 426): their path and headers. */
-  plain: Array<{ url: string; headers: http.IncomingHttpHeaders }>;
-  close(): Promise<void>;
-}
-
-/** A real `ws` server on an ephemeral 127.0.0.1 port (from websocket.test.ts), that also records plain requests. */
-async function startWsUpstream(): Promise<WsUpstream> {
-  const plain: WsUpstream['plain'] = [];
-  const server = http.createServer((req, res) => {
-    plain.push({ url: req.url ?? '', headers: req.headers });
-    res.writeHead(426, { 'content-type': 'text/plain' });
-    res.end('websocket only');
-  });
-  const sockets = new Set<Socket>();
-  const wss = new WebSocketServer({ server });
-  const upstream: WsUpstream = {
-    url: '',
-    connections: 0,
-    handshakes: [],
-    plain,
-    close: async () => {
-      for (const client of wss.clients) client.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-  server.on('connection', (socket: Socket) => {
-    upstream.connections += 1;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  wss.on('connection', (ws, req) => {
-    upstream.handshakes.push({ url: req.url ?? '', headers: req.headers });
-    ws.send('hello from upstream');
-    ws.on('message', (data) => ws.send(`echo:${data.toString()}`));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return upstream;
-}
-
-/** Resolves when the client's handshake succeeded (101), rejects with the status it got otherwise. */
-function opened(ws: WebSocket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('unexpected-response', (_req, res) => {
-      res.resume();
-      reject(new Error(`handshake answered ${res.statusCode}`));
-    });
-    ws.once('error', reject);
-  });
-}
-
-function closeClient(ws: WebSocket): Promise<void> {
-  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-  return new Promise((resolve) => {
-    ws.once('close', () => resolve());
-    if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-    else ws.close();
-  });
-}
-
-/** A connection the gateway might have started would be accepted by now. */
-const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 50));
-
-type Line = Record<string, unknown>;
-
-/** A Writable that keeps every line pino writes. */
-function captureStream(): { stream: Writable; text: () => string; lines: () => Line[] } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk.toString('utf8'));
-      callback();
-    },
-  });
-  const text = () => chunks.join('');
-  return { stream, text, lines: () => text().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Line) };
-}
-
-/** The log lines of `requestId`, once at least one arrived (lines are written when the response closes). */
-async function linesFor(capture: ReturnType<typeof captureStream>, requestId: string): Promise<Line[]> {
-  const deadline = Date.now() + 2_000;
-  for (;;) {
-    const found = capture.lines().filter((line) => line.requestId === requestId);
-    if (found.length > 0 || Date.now() > deadline) return found;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+import { settle } from '../helpers/wait';
+import { closeClient, handshakeRequest as handshake, opened, startWsUpstream, WsUpstream } from '../helpers/websocket';
 
 const FORGED_IDENTITY = { 'X-Consumer-Id': 'admin', 'X-Consumer-Scopes': 'admin:all', 'X-Consumer-Tier': 'enterprise' };
 
@@ -243,10 +39,8 @@ describe.each(expressVersions)('";" path parameters through gateway() (%s)', (_l
   const secret = hmacSecret();
   const jwt = { secret, algorithms: ['HS256' as const] };
   let upstream: Upstream;
-  let strict: RunningApp;
-  let lenient: RunningApp;
-  let gwStrict: ReturnType<typeof gateway>;
-  let gwLenient: ReturnType<typeof gateway>;
+  let strict: GatewayApp;
+  let lenient: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'backend' });
@@ -254,18 +48,10 @@ describe.each(expressVersions)('";" path parameters through gateway() (%s)', (_l
       { path: '/', upstream: upstream.url },
       { path: '/admin', upstream: upstream.url, auth: { jwt } },
     ];
-    gwStrict = gateway({ routes });
-    gwLenient = gateway({ routes, allowSemicolons: true });
-    const strictApp = express();
-    strictApp.use(gwStrict);
-    strict = await listen(strictApp);
-    const lenientApp = express();
-    lenientApp.use(gwLenient);
-    lenient = await listen(lenientApp);
+    strict = await gatewayApp({ routes }, { express });
+    lenient = await gatewayApp({ routes, allowSemicolons: true }, { express });
   });
   afterAll(async () => {
-    await gwStrict.close();
-    await gwLenient.close();
     await strict.close();
     await lenient.close();
     await upstream.close();
@@ -370,23 +156,21 @@ describe.each(expressVersions)('";" path parameters through proxy() alone (%s)',
 describe.each(expressVersions)('raw "#" in the request target (%s)', (_label, express) => {
   const secret = hmacSecret();
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'backend' });
-    gw = gateway({
-      routes: [
-        { path: '/api', upstream: upstream.url, auth: { jwt: { secret, algorithms: ['HS256'] } } },
-        { path: '/api/public', upstream: upstream.url },
-      ],
-    });
-    const server = express();
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        routes: [
+          { path: '/api', upstream: upstream.url, auth: { jwt: { secret, algorithms: ['HS256'] } } },
+          { path: '/api/public', upstream: upstream.url },
+        ],
+      },
+      { express },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -421,29 +205,26 @@ describe.each(expressVersions)('WebSocket upgrades run the route policies (%s)',
   const secret = hmacSecret();
   const jwt = { secret, algorithms: ['HS256' as const] };
   let ws: WsUpstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     ws = await startWsUpstream();
-    gw = gateway({
-      routes: [
-        { path: '/ws', upstream: ws.url, ws: true, auth: { jwt } },
-        { path: '/ws-ip', upstream: ws.url, ws: true, ipFilter: { deny: ['127.0.0.1'] } },
-        { path: '/ws-limited', upstream: ws.url, ws: true, rateLimit: { limit: 1 } },
-        { path: '/ws-scoped', upstream: ws.url, ws: true, auth: { jwt }, authorize: { scopes: ['chat:write'] } },
-        // A public ws route on '/', and an authenticated plain route inside it.
-        { path: '/', upstream: ws.url, ws: true },
-        { path: '/admin', upstream: ws.url, auth: { jwt } },
-      ],
-    });
-    const server = express();
-    server.use(gw);
-    app = await listen(server);
-    app.server.on('upgrade', gw.upgrade);
+    app = await gatewayApp(
+      {
+        routes: [
+          { path: '/ws', upstream: ws.url, ws: true, auth: { jwt } },
+          { path: '/ws-ip', upstream: ws.url, ws: true, ipFilter: { deny: ['127.0.0.1'] } },
+          { path: '/ws-limited', upstream: ws.url, ws: true, rateLimit: { limit: 1 } },
+          { path: '/ws-scoped', upstream: ws.url, ws: true, auth: { jwt }, authorize: { scopes: ['chat:write'] } },
+          // A public ws route on '/', and an authenticated plain route inside it.
+          { path: '/', upstream: ws.url, ws: true },
+          { path: '/admin', upstream: ws.url, auth: { jwt } },
+        ],
+      },
+      { express, upgrade: true },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await ws.close();
   });
@@ -585,24 +366,22 @@ describe.each(expressVersions)('forged identity headers on routes without auth (
   const secret = hmacSecret();
   const jwt = { secret, algorithms: ['HS256' as const] };
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'backend' });
-    gw = gateway({
-      routes: [
-        { path: '/api/catalog', upstream: upstream.url },
-        { path: '/api/orders', upstream: upstream.url, auth: { jwt } },
-        { path: '/api/users', upstream: upstream.url, auth: { jwt, identityHeaders: { id: 'x-user-id' } } },
-      ],
-    });
-    const server = express();
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        routes: [
+          { path: '/api/catalog', upstream: upstream.url },
+          { path: '/api/orders', upstream: upstream.url, auth: { jwt } },
+          { path: '/api/users', upstream: upstream.url, auth: { jwt, identityHeaders: { id: 'x-user-id' } } },
+        ],
+      },
+      { express },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -671,27 +450,24 @@ describe.each(expressVersions)('forged identity headers on routes without auth (
 
 describe.each(expressVersions)('a port in the client address (%s)', (_label, express) => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
   const log = captureStream();
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'backend' });
-    gw = gateway({
-      accessLog: { logger: pino({}, log.stream) },
-      routes: [
-        { path: '/limited', upstream: upstream.url, rateLimit: { limit: 3 } },
-        { path: '/filtered', upstream: upstream.url, ipFilter: { deny: ['203.0.113.7'] } },
-        { path: '/logged', upstream: upstream.url },
-      ],
-    });
-    const server = express();
-    server.set('trust proxy', 'loopback');
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      {
+        accessLog: { logger: pino({}, log.stream) },
+        routes: [
+          { path: '/limited', upstream: upstream.url, rateLimit: { limit: 3 } },
+          { path: '/filtered', upstream: upstream.url, ipFilter: { deny: ['203.0.113.7'] } },
+          { path: '/logged', upstream: upstream.url },
+        ],
+      },
+      { express, before: (server) => server.set('trust proxy', 'loopback') },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -733,8 +509,7 @@ describe.each(expressVersions)('a port in the client address (%s)', (_label, exp
 
 describe.each(expressVersions)('hop-by-hop headers of an upstream response (%s)', (_label, express) => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({
@@ -753,13 +528,9 @@ describe.each(expressVersions)('hop-by-hop headers of an upstream response (%s)'
         res.end('ok');
       },
     });
-    gw = gateway({ routes: [{ path: '/api', upstream: upstream.url }] });
-    const server = express();
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp({ routes: [{ path: '/api', upstream: upstream.url }] }, { express });
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -805,33 +576,35 @@ const H2C = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settin
 
 describe.each(expressVersions)('upgrades nobody takes (%s)', (_label, express) => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
   /** What the app's own handlers saw. */
   const monolith: string[] = [];
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'api' });
-    gw = gateway({ routes: [{ path: '/api', upstream: upstream.url }] });
-    const server = express();
-    server.use(gw);
-    server.get('/anything', (req, res) => {
-      monolith.push(`GET ${req.url}`);
-      res.send('monolith');
-    });
-    server.post('/echo', (req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks).toString('latin1');
-        monolith.push(`POST ${req.url} ${body}`);
-        res.send(`got ${body.length}: ${body}`);
-      });
-    });
-    app = await listen(server);
+    app = await gatewayApp(
+      { routes: [{ path: '/api', upstream: upstream.url }] },
+      {
+        express,
+        after: (server) => {
+          server.get('/anything', (req, res) => {
+            monolith.push(`GET ${req.url}`);
+            res.send('monolith');
+          });
+          server.post('/echo', (req, res) => {
+            const chunks: Buffer[] = [];
+            req.on('data', (chunk: Buffer) => chunks.push(chunk));
+            req.on('end', () => {
+              const body = Buffer.concat(chunks).toString('latin1');
+              monolith.push(`POST ${req.url} ${body}`);
+              res.send(`got ${body.length}: ${body}`);
+            });
+          });
+        },
+      },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -843,7 +616,7 @@ describe.each(expressVersions)('upgrades nobody takes (%s)', (_label, express) =
   });
 
   it('serves an h2c upgrade to an app path as plain HTTP with Connection: close, and the socket closes by itself', async () => {
-    app.server.on('upgrade', gw.upgrade);
+    app.server.on('upgrade', app.gw.upgrade);
     const started = Date.now();
     const res = await sendRaw(app.port, `GET /anything HTTP/1.1\r\nHost: x\r\n${H2C}\r\n`);
     expect(res.closed).toBe(true);
@@ -855,7 +628,7 @@ describe.each(expressVersions)('upgrades nobody takes (%s)', (_label, express) =
   });
 
   it('proxies an h2c upgrade to a non-ws gateway route as plain HTTP: the upstream gets no Upgrade, the client its answer', async () => {
-    app.server.on('upgrade', gw.upgrade);
+    app.server.on('upgrade', app.gw.upgrade);
     const before = upstream.requests.length;
     const res = await sendRaw(app.port, `GET /api/items HTTP/1.1\r\nHost: x\r\n${H2C}\r\n`);
     expect(res.closed).toBe(true);
@@ -871,7 +644,7 @@ describe.each(expressVersions)('upgrades nobody takes (%s)', (_label, express) =
   });
 
   it('serves a POST with Upgrade: h2c and a 5-byte body sent with the headers, with its body', async () => {
-    app.server.on('upgrade', gw.upgrade);
+    app.server.on('upgrade', app.gw.upgrade);
     const res = await sendRaw(app.port, `POST /echo HTTP/1.1\r\nHost: x\r\n${H2C}Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello`);
     expect(res.closed).toBe(true);
     expect(res.status).toBe(200);
@@ -880,7 +653,7 @@ describe.each(expressVersions)('upgrades nobody takes (%s)', (_label, express) =
   });
 
   it('serves a POST with Upgrade: h2c whose 5-byte body arrives after the headers, with its body', async () => {
-    app.server.on('upgrade', gw.upgrade);
+    app.server.on('upgrade', app.gw.upgrade);
     const res = await sendRaw(app.port, [`POST /echo HTTP/1.1\r\nHost: x\r\n${H2C}Content-Type: text/plain\r\nContent-Length: 5\r\n\r\n`, 'he', 'llo'], { gapMs: 50 });
     expect(res.closed).toBe(true);
     expect(res.status).toBe(200);
@@ -890,7 +663,7 @@ describe.each(expressVersions)('upgrades nobody takes (%s)', (_label, express) =
 
   it('gw.attach(server, { upgrade }) hands unclaimed upgrades to the function, which answers; detaching removes the listener', async () => {
     const seen: string[] = [];
-    const detach = gw.attach(app.server, {
+    const detach = app.gw.attach(app.server, {
       upgrade: (req: http.IncomingMessage, socket: Duplex) => {
         seen.push(req.url ?? '');
         socket.end('HTTP/1.1 418 I\'m a teapot\r\nConnection: close\r\nContent-Length: 6\r\n\r\nteapot');
@@ -911,7 +684,7 @@ describe.each(expressVersions)('upgrades nobody takes (%s)', (_label, express) =
   });
 
   it('gw.attach(server) without options serves unclaimed upgrades as plain HTTP and closes the socket; detaching removes the listener', async () => {
-    const detach = gw.attach(app.server);
+    const detach = app.gw.attach(app.server);
     try {
       const res = await sendRaw(app.port, `GET /anything HTTP/1.1\r\nHost: x\r\n${H2C}\r\n`);
       expect(res.closed).toBe(true);
@@ -926,7 +699,7 @@ describe.each(expressVersions)('upgrades nobody takes (%s)', (_label, express) =
 
   it('leaves an unclaimed upgrade to another "upgrade" listener registered beside gw.upgrade', async () => {
     const seen: string[] = [];
-    app.server.on('upgrade', gw.upgrade);
+    app.server.on('upgrade', app.gw.upgrade);
     app.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
       seen.push(req.url ?? '');
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 5\r\n\r\nother');
@@ -948,20 +721,17 @@ describe.each(expressVersions)('access log redaction of custom credential header
   const PARTNER_KEY = 'partner-key-7f3a9c1e5b2d4086';
   const BEARER = 'eyJhbGciOiJIUzI1NiJ9.redaction-bearer-payload.sig';
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
   const log = captureStream();
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'partners' });
-    gw = gateway({ routes: [{ path: '/partners', upstream: upstream.url, auth: { apiKey: { header: 'x-partner-key', keys: { [PARTNER_KEY]: { id: 'p1' } } } } }] });
-    const server = express();
-    server.use(accessLog({ headers: true, logger: pino({}, log.stream) }));
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp(
+      { routes: [{ path: '/partners', upstream: upstream.url, auth: { apiKey: { header: 'x-partner-key', keys: { [PARTNER_KEY]: { id: 'p1' } } } } }] },
+      { express, before: (server) => server.use(accessLog({ headers: true, logger: pino({}, log.stream) })) },
+    );
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -1003,19 +773,13 @@ describe.each(expressVersions)('access log redaction of custom credential header
 
 describe.each(expressVersions)('over-deep JSON body (%s)', (_label, express) => {
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
 
   beforeAll(async () => {
     upstream = await startUpstream({ name: 'api' });
-    gw = gateway({ routes: [{ path: '/api', upstream: upstream.url }] });
-    const server = express();
-    server.use(express.json({ limit: '10mb' }));
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp({ routes: [{ path: '/api', upstream: upstream.url }] }, { express, before: (server) => server.use(express.json({ limit: '10mb' })) });
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });

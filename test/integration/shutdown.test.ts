@@ -7,9 +7,9 @@ import type { Socket } from 'node:net';
 import request from 'supertest';
 import { gateway, proxy } from '../../index';
 import { expressVersions, listen } from '../helpers/app';
+import { gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+import { sleep, waitFor } from '../helpers/wait';
 
 /** Follows the upstream's TCP connections from now on: how many are open, and a wait for all to close. */
 function trackSockets(upstream: Upstream) {
@@ -52,14 +52,6 @@ function trackSockets(upstream: Upstream) {
 /** Health-check requests the upstream has received so far. */
 const healthChecks = (upstream: Upstream) => upstream.requests.filter((r) => r.url === '/health').length;
 
-async function waitFor(condition: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await sleep(10);
-  }
-}
-
 describe.each(expressVersions)('close() frees pooled upstream connections (%s)', (_label, express) => {
   it('proxy().close() resolves and the upstream sees every pooled keep-alive socket close', async () => {
     const upstream = await startUpstream({ name: 'pooled' });
@@ -90,15 +82,15 @@ describe.each(expressVersions)('close() frees pooled upstream connections (%s)',
     const users = await startUpstream({ name: 'users' });
     const ordersSockets = trackSockets(orders);
     const usersSockets = trackSockets(users);
-    const gw = gateway({
-      routes: [
-        { path: '/orders', upstream: orders.url },
-        { path: '/users', upstream: { targets: [users.url] } },
-      ],
-    });
-    const server = express();
-    server.use(gw);
-    const app = await listen(server);
+    const app = await gatewayApp(
+      {
+        routes: [
+          { path: '/orders', upstream: orders.url },
+          { path: '/users', upstream: { targets: [users.url] } },
+        ],
+      },
+      { express },
+    );
     try {
       await Promise.all([
         request(app.url).get('/orders/1').expect(200),
@@ -108,11 +100,10 @@ describe.each(expressVersions)('close() frees pooled upstream connections (%s)',
       await sleep(100);
       expect(ordersSockets.open).toBeGreaterThanOrEqual(1);
       expect(usersSockets.open).toBeGreaterThanOrEqual(1);
-      await expect(gw.close()).resolves.toBeUndefined();
+      await expect(app.gw.close()).resolves.toBeUndefined();
       expect(await ordersSockets.allClosed(2_000)).toBe(true);
       expect(await usersSockets.allClosed(2_000)).toBe(true);
     } finally {
-      await gw.close();
       await app.close();
       await orders.close();
       await users.close();

@@ -4,11 +4,9 @@
  * malformed or dropped upstream response is a 502 that leaves the gateway serving.
  */
 import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { gateway } from '../../index';
-import { expressVersions, ExpressFactory, listen, rawRequest, RunningApp } from '../helpers/app';
-import { echo, startUpstream, Upstream } from '../helpers/upstream';
+import { expressVersions, ExpressFactory, rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
+import { echo, startRawUpstream, startUpstream, Upstream } from '../helpers/upstream';
 
 /** How the client's response ended: completely, or cut off (and how long after its headers). */
 interface ClientOutcome {
@@ -50,35 +48,6 @@ function getOutcome(port: number, path: string, guardMs = 3000): Promise<ClientO
   });
 }
 
-/** A raw TCP "upstream" that answers each request with `reply` (or drops the connection when null). */
-async function startRawUpstream(reply: string | null): Promise<{ url: string; connections: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const state = { connections: 0 };
-  const server = net.createServer((socket) => {
-    state.connections += 1;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    socket.once('data', () => {
-      if (reply === null) socket.destroy();
-      else socket.end(reply);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    get connections() {
-      return state.connections;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 /** An upstream that sends headers and part of the body, then destroys its socket; other paths echo. */
 function dyingUpstream(framing: 'content-length' | 'chunked'): Promise<Upstream> {
   const normal = echo('dying');
@@ -97,10 +66,7 @@ function dyingUpstream(framing: 'content-length' | 'chunked'): Promise<Upstream>
 
 async function expectMidBodyDeathAbortsClient(express: ExpressFactory, framing: 'content-length' | 'chunked'): Promise<void> {
   const upstream = await dyingUpstream(framing);
-  const server = express();
-  const gw = gateway({ routes: [{ path: '/files', upstream: upstream.url }] });
-  server.use(gw);
-  const app = await listen(server);
+  const app = await gatewayApp({ routes: [{ path: '/files', upstream: upstream.url }] }, { express });
   try {
     const outcome = await getOutcome(app.port, '/files/die');
     expect(outcome.status).toBe(200);
@@ -114,7 +80,6 @@ async function expectMidBodyDeathAbortsClient(express: ExpressFactory, framing: 
     expect(next.status).toBe(200);
     expect(JSON.parse(next.body)).toMatchObject({ upstream: 'dying', url: '/files/ok' });
   } finally {
-    await gw.close();
     await app.close();
     await upstream.close();
   }
@@ -141,8 +106,7 @@ describe('an upstream dying mid-body (express 4)', () => {
 describe('a client that goes away (express 5)', () => {
   const express5 = expressVersions[0][1];
   let upstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
   /** Per slow request: resolves when the upstream's response closes, with whether it had finished. */
   let upstreamClosed: Promise<{ finished: boolean; at: number }>;
   let upstreamStarted: Promise<void>;
@@ -170,13 +134,9 @@ describe('a client that goes away (express 5)', () => {
         markStarted();
       },
     });
-    const server = express5();
-    gw = gateway({ routes: [{ path: '/work', upstream: upstream.url }] });
-    server.use(gw);
-    app = await listen(server);
+    app = await gatewayApp({ routes: [{ path: '/work', upstream: upstream.url }] }, { express: express5 });
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await upstream.close();
   });
@@ -207,15 +167,15 @@ describe('malformed and dropped upstream responses (express 5)', () => {
   it('answers a malformed upstream response with 502 problem+json and keeps serving', async () => {
     const garbage = await startRawUpstream('garbage\r\n\r\n');
     const healthy = await startUpstream({ name: 'healthy' });
-    const server = express();
-    const gw = gateway({
-      routes: [
-        { path: '/broken', upstream: garbage.url },
-        { path: '/fine', upstream: healthy.url },
-      ],
-    });
-    server.use(gw);
-    const app = await listen(server);
+    const app = await gatewayApp(
+      {
+        routes: [
+          { path: '/broken', upstream: garbage.url },
+          { path: '/fine', upstream: healthy.url },
+        ],
+      },
+      { express },
+    );
     try {
       const res = await rawRequest(app.port, { path: '/broken/x', headers: { 'x-request-id': 'garbage-1' } });
       expect(res.status).toBe(502);
@@ -231,7 +191,6 @@ describe('malformed and dropped upstream responses (express 5)', () => {
       expect(fine.status).toBe(200);
       expect(JSON.parse(fine.body)).toMatchObject({ upstream: 'healthy', url: '/fine/z' });
     } finally {
-      await gw.close();
       await app.close();
       await garbage.close();
       await healthy.close();
@@ -240,10 +199,7 @@ describe('malformed and dropped upstream responses (express 5)', () => {
 
   it('answers an upstream that drops the connection without a response with 502 ERR_UPSTREAM_RESET', async () => {
     const dropper = await startRawUpstream(null);
-    const server = express();
-    const gw = gateway({ routes: [{ path: '/drop', upstream: dropper.url }] });
-    server.use(gw);
-    const app = await listen(server);
+    const app = await gatewayApp({ routes: [{ path: '/drop', upstream: dropper.url }] }, { express });
     try {
       const res = await rawRequest(app.port, {
         method: 'POST',
@@ -257,7 +213,6 @@ describe('malformed and dropped upstream responses (express 5)', () => {
       // A POST is never re-sent.
       expect(dropper.connections).toBe(1);
     } finally {
-      await gw.close();
       await app.close();
       await dropper.close();
     }

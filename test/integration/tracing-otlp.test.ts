@@ -8,12 +8,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import express from 'express';
-import { gateway, setupTelemetry } from '../../index';
+import { setupTelemetry } from '../../index';
 import type { Telemetry } from '../../index';
-import { listen, rawRequest, RunningApp } from '../helpers/app';
+import { rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { ReceivedSpan, SpanKindCode, startOtlpReceiver, OtlpReceiver, StatusCodeValue, useNodeHttpUnderJest } from '../helpers/otlp-receiver';
 import { closedPort, ReceivedRequest, startUpstream, Upstream } from '../helpers/upstream';
+import { until } from '../helpers/wait';
 
 const API_KEY = 'tracing-test-key-0123456789';
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
@@ -25,8 +26,7 @@ let exporterAgent: http.Agent;
 let upstream: Upstream;
 let hanging: Upstream;
 let deadUrl: string;
-let gw: ReturnType<typeof gateway>;
-let app: RunningApp;
+let app: GatewayApp;
 
 beforeAll(async () => {
   receiver = await startOtlpReceiver();
@@ -42,7 +42,7 @@ beforeAll(async () => {
   // Never answers on its own: for the client that gives up.
   hanging = await startUpstream({ name: 'hanging', handler: () => undefined });
   deadUrl = `http://127.0.0.1:${await closedPort()}`;
-  gw = gateway({
+  app = await gatewayApp({
     trace: true,
     routes: [
       { name: 'orders', path: '/api/orders', upstream: upstream.url },
@@ -55,13 +55,9 @@ beforeAll(async () => {
       { name: 'hanging', path: '/api/hanging', upstream: hanging.url },
     ],
   });
-  const server = express();
-  server.use(gw);
-  app = await listen(server);
 });
 
 afterAll(async () => {
-  await gw.close();
   await app.close();
   await upstream.close();
   await hanging.close();
@@ -357,8 +353,7 @@ describe('gateway decisions as span events (express 5)', () => {
     const req = http.request({ host: '127.0.0.1', port: app.port, path: '/api/hanging/1', headers: { 'x-request-id': requestId }, agent: false });
     req.on('error', () => undefined);
     req.end();
-    const deadline = Date.now() + 3_000;
-    while (hanging.requests.length === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await until(() => hanging.requests.length !== before, 3_000);
     expect(hanging.requests.length).toBe(before + 1);
     req.destroy();
 

@@ -9,12 +9,13 @@
 import type { Agent } from 'node:http';
 import vm from 'node:vm';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import express from 'express';
-import { gateway, setupTelemetry } from '../../index';
+import { setupTelemetry } from '../../index';
 import type { Telemetry } from '../../index';
-import { listen, rawRequest, RunningApp } from '../helpers/app';
+import { rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { OtlpReceiver, startOtlpReceiver, useNodeHttpUnderJest } from '../helpers/otlp-receiver';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
+import { sleep, until } from '../helpers/wait';
 
 const BURST = 40;
 const CONCURRENCY = 8;
@@ -33,8 +34,7 @@ let receiver: OtlpReceiver | undefined;
 let exporterAgent: Agent;
 let telemetry: Telemetry;
 let upstream: Upstream;
-let gw: ReturnType<typeof gateway>;
-let app: RunningApp;
+let app: GatewayApp;
 
 beforeAll(async () => {
   realProcess.on('unhandledRejection', onRejection);
@@ -50,15 +50,11 @@ beforeAll(async () => {
   });
   expect(telemetry.reused).toBe(false);
   upstream = await startUpstream({ name: 'orders' });
-  gw = gateway({ trace: true, routes: [{ name: 'orders', path: '/api/orders', upstream: upstream.url }] });
-  const server = express();
-  server.use(gw);
-  app = await listen(server);
+  app = await gatewayApp({ trace: true, routes: [{ name: 'orders', path: '/api/orders', upstream: upstream.url }] });
 });
 
 afterAll(async () => {
   await telemetry.shutdown();
-  await gw.close();
   await app.close();
   await upstream.close();
   await receiver?.close();
@@ -93,18 +89,13 @@ function expectServedPromptly(results: Awaited<ReturnType<typeof burst>>): void 
   for (const r of results) expect(r.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
 }
 
-async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
-}
-
 describe('a broken trace collector (express 5)', () => {
   it('collector port closed: requests succeed promptly and the failure is reported once', async () => {
     expectServedPromptly(await burst('closed'));
     // A second burst keeps exports failing: still one warning.
     await until(() => warnings.length > 0, 5_000);
     expectServedPromptly(await burst('closed-again'));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/export/i);
   });
@@ -143,7 +134,7 @@ describe('a broken trace collector (express 5)', () => {
     expect(warnings.length).toBeLessThanOrEqual(1);
     expect(errors).toEqual([]);
     // Give late export callbacks (timeouts, retries) a moment to settle before checking.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
     expect(rejections).toEqual([]);
   });
 });

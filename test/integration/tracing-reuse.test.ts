@@ -7,18 +7,17 @@
 import { SpanKind, trace as otelTrace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, ReadableSpan } from '@opentelemetry/sdk-trace-node';
-import express from 'express';
-import { gateway, setupTelemetry, trace } from '../../index';
+import { setupTelemetry, trace } from '../../index';
 import type { Telemetry } from '../../index';
-import { listen, rawRequest, RunningApp } from '../helpers/app';
+import { rawRequest } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { startUpstream, Upstream } from '../helpers/upstream';
 
 let appExporter: InMemorySpanExporter;
 let provider: NodeTracerProvider;
 let telemetry: Telemetry;
 let upstream: Upstream;
-let gw: ReturnType<typeof gateway>;
-let app: RunningApp;
+let app: GatewayApp;
 
 beforeAll(async () => {
   // The app's own setup, done before frontdoor is involved.
@@ -31,22 +30,23 @@ beforeAll(async () => {
 
   telemetry = setupTelemetry({ serviceName: 'frontdoor-would-be-ignored' });
   upstream = await startUpstream({ name: 'orders' });
-  gw = gateway({ trace: true, routes: [{ name: 'orders', path: '/api/orders', upstream: upstream.url }] });
-  const server = express();
-  server.use(gw);
   const appTracer = otelTrace.getTracer('shop-app');
-  server.get('/local/:id', trace(), (_req, res) => {
-    // The app's own instrumentation, using whatever span is active.
-    appTracer.startActiveSpan('load-order', (span) => {
-      span.end();
-      res.json({ local: true });
-    });
-  });
-  app = await listen(server);
+  app = await gatewayApp(
+    { trace: true, routes: [{ name: 'orders', path: '/api/orders', upstream: upstream.url }] },
+    {
+      after: (server) =>
+        server.get('/local/:id', trace(), (_req, res) => {
+          // The app's own instrumentation, using whatever span is active.
+          appTracer.startActiveSpan('load-order', (span) => {
+            span.end();
+            res.json({ local: true });
+          });
+        }),
+    },
+  );
 });
 
 afterAll(async () => {
-  await gw.close();
   await app.close();
   await upstream.close();
   await telemetry.shutdown();

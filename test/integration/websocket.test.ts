@@ -5,56 +5,14 @@
  * without `ws: true` are left to the app's other 'upgrade' listeners.
  */
 import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import WebSocket, { WebSocketServer } from 'ws';
-import { gateway, getContext, proxy } from '../../index';
-import { expressVersions, listen, RunningApp } from '../helpers/app';
+import WebSocket from 'ws';
+import { getContext, proxy } from '../../index';
+import { expressVersions, listen } from '../helpers/app';
+import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
-
-interface WsUpstream {
-  url: string;
-  /** TCP connections accepted by the upstream's HTTP server. */
-  connections: number;
-  /** Handshake requests that became WebSockets: their path and headers. */
-  handshakes: Array<{ url: string; headers: http.IncomingHttpHeaders }>;
-  close(): Promise<void>;
-}
-
-/** A real `ws` server on an ephemeral 127.0.0.1 port: echoes every message back prefixed with `echo:`, and greets on open. */
-async function startWsUpstream(): Promise<WsUpstream> {
-  const server = http.createServer((_req, res) => {
-    res.writeHead(426, { 'content-type': 'text/plain' });
-    res.end('websocket only');
-  });
-  const sockets = new Set<Socket>();
-  const wss = new WebSocketServer({ server });
-  const upstream: WsUpstream = {
-    url: '',
-    connections: 0,
-    handshakes: [],
-    close: async () => {
-      for (const client of wss.clients) client.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-  server.on('connection', (socket: Socket) => {
-    upstream.connections += 1;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  wss.on('connection', (ws, req) => {
-    upstream.handshakes.push({ url: req.url ?? '', headers: req.headers });
-    ws.send('hello from upstream');
-    ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `echo:${data.toString()}`, { binary: isBinary }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return upstream;
-}
+import { settle } from '../helpers/wait';
+import { closeClient, opened, rawUpgrade, startWsUpstream, WsUpstream } from '../helpers/websocket';
 
 /** Collects a client's messages; `next()` resolves with the next one (or one already received). */
 function messageQueue(ws: WebSocket): { next(): Promise<string> } {
@@ -81,13 +39,6 @@ function messageQueue(ws: WebSocket): { next(): Promise<string> } {
   };
 }
 
-function opened(ws: WebSocket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-}
-
 /** Resolves with how a handshake ended: opened, or the error / unexpected HTTP response it met. */
 function handshakeOutcome(ws: WebSocket): Promise<{ opened: boolean; status?: number; error?: string }> {
   return new Promise((resolve) => {
@@ -101,52 +52,10 @@ function handshakeOutcome(ws: WebSocket): Promise<{ opened: boolean; status?: nu
   });
 }
 
-/** Sends a WebSocket handshake byte for byte and resolves with the response's status line. */
-function rawHandshake(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let received = '';
-    socket.setEncoding('latin1');
-    socket.on('connect', () => {
-      socket.write([
-        `GET ${path} HTTP/1.1`,
-        `Host: 127.0.0.1:${port}`,
-        'Connection: Upgrade',
-        'Upgrade: websocket',
-        'Sec-WebSocket-Version: 13',
-        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-        '',
-        '',
-      ].join('\r\n'));
-    });
-    socket.on('data', (chunk: string) => {
-      received += chunk;
-      if (received.includes('\r\n')) {
-        socket.destroy();
-        resolve(received.slice(0, received.indexOf('\r\n')));
-      }
-    });
-    socket.on('error', reject);
-    socket.on('close', () => reject(new Error(`closed without a status line: ${JSON.stringify(received)}`)));
-  });
-}
-
-const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 50));
-
-function closeClient(ws: WebSocket): Promise<void> {
-  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-  return new Promise((resolve) => {
-    ws.once('close', () => resolve());
-    if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-    else ws.close();
-  });
-}
-
 describe.each(expressVersions)('WebSocket upgrades through gateway() (%s)', (_label, express) => {
   let wsUpstream: WsUpstream;
   let httpUpstream: Upstream;
-  let app: RunningApp;
-  let gw: ReturnType<typeof gateway>;
+  let app: GatewayApp;
   /** Upgrades nobody proxied: the app's own fallback listener sees them after the gateway. */
   const unclaimed: string[] = [];
 
@@ -154,19 +63,18 @@ describe.each(expressVersions)('WebSocket upgrades through gateway() (%s)', (_la
     wsUpstream = await startWsUpstream();
     httpUpstream = await startUpstream({ name: 'api' });
     const down = await closedPort();
-    const server = express();
-    gw = gateway({
-      routes: [
-        { path: '/live', upstream: wsUpstream.url, ws: true },
-        { path: '/stripped-live', upstream: wsUpstream.url, ws: true, stripPath: true },
-        { path: '/v2/live', upstream: wsUpstream.url, ws: true, rewrite: { '^/v2/live': '/internal/live' } },
-        { path: '/dead-live', upstream: `http://127.0.0.1:${down}`, ws: true },
-        { path: '/api', upstream: httpUpstream.url },
-      ],
-    });
-    server.use(gw);
-    app = await listen(server);
-    app.server.on('upgrade', gw.upgrade);
+    app = await gatewayApp(
+      {
+        routes: [
+          { path: '/live', upstream: wsUpstream.url, ws: true },
+          { path: '/stripped-live', upstream: wsUpstream.url, ws: true, stripPath: true },
+          { path: '/v2/live', upstream: wsUpstream.url, ws: true, rewrite: { '^/v2/live': '/internal/live' } },
+          { path: '/dead-live', upstream: `http://127.0.0.1:${down}`, ws: true },
+          { path: '/api', upstream: httpUpstream.url },
+        ],
+      },
+      { express, upgrade: true },
+    );
     // The app's own listener after the gateway's: an upgrade the gateway took has its route in the
     // request context (or was already answered); every other one is the app's, which refuses
     // (destroys) what it does not serve.
@@ -178,7 +86,6 @@ describe.each(expressVersions)('WebSocket upgrades through gateway() (%s)', (_la
     });
   });
   afterAll(async () => {
-    await gw.close();
     await app.close();
     await wsUpstream.close();
     await httpUpstream.close();
@@ -282,7 +189,7 @@ describe.each(expressVersions)('WebSocket upgrades through gateway() (%s)', (_la
   it('refuses a handshake with dot segments on a ws route with 400, without contacting the upstream', async () => {
     const before = wsUpstream.connections;
     // A raw handshake: WHATWG URL parsing in a client would resolve the dot segments before sending.
-    const statusLine = await rawHandshake(app.port, '/live/x/%2e%2e/feed');
+    const { statusLine } = await rawUpgrade(app.port, '/live/x/%2e%2e/feed');
     await settle();
     expect(statusLine).toMatch(/^HTTP\/1\.1 400 /);
     expect(wsUpstream.connections).toBe(before);
@@ -299,18 +206,12 @@ describe('WebSocket upgrades through proxy() alone', () => {
   it('proxies upgrades with ws: true via server.on("upgrade", p.upgrade)', async () => {
     const wsUpstream = await startWsUpstream();
     const p = proxy({ target: wsUpstream.url, ws: true });
-    const server = http.createServer((req, res) => p(req, res, () => {
+    const app = await listen((req, res) => p(req, res, () => {
       res.statusCode = 404;
       res.end();
     }));
-    const sockets = new Set<Socket>();
-    server.on('connection', (socket: Socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-    });
-    server.on('upgrade', p.upgrade);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.address() as AddressInfo).port;
+    app.server.on('upgrade', p.upgrade);
+    const port = app.port;
     const client = new WebSocket(`ws://127.0.0.1:${port}/stream/1?x=2`);
     const messages = messageQueue(client);
     try {
@@ -324,8 +225,7 @@ describe('WebSocket upgrades through proxy() alone', () => {
     } finally {
       await closeClient(client);
       await p.close();
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await app.close();
       await wsUpstream.close();
     }
   });
@@ -333,10 +233,9 @@ describe('WebSocket upgrades through proxy() alone', () => {
   it('refuses upgrades when ws is not enabled, without contacting the upstream', async () => {
     const wsUpstream = await startWsUpstream();
     const p = proxy({ target: wsUpstream.url });
-    const server = http.createServer((req, res) => p(req, res));
-    server.on('upgrade', p.upgrade);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.address() as AddressInfo).port;
+    const app = await listen((req, res) => p(req, res));
+    app.server.on('upgrade', p.upgrade);
+    const port = app.port;
     const client = new WebSocket(`ws://127.0.0.1:${port}/stream`);
     try {
       const outcome = await handshakeOutcome(client);
@@ -345,7 +244,7 @@ describe('WebSocket upgrades through proxy() alone', () => {
     } finally {
       await closeClient(client);
       await p.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await app.close();
       await wsUpstream.close();
     }
   });

@@ -2,21 +2,14 @@ import type { KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { authenticate, ConfigError } from '../../index';
 import { createKeyResolver, KeyResolver, TokenRejected } from '../../lib/jwt-keys';
+import { configError as thrownConfigError } from '../helpers/config';
 import { createKeyPair, hmacSecret, signHmac, signWith, TestKeyPair, unsignedToken } from '../helpers/tokens';
 
 const option = (key: string) => `jwt.${key}`;
 type ResolverOptions = Parameters<typeof createKeyResolver>[0];
 
 /** The ConfigError thrown by createKeyResolver(options). */
-function configError(options: ResolverOptions): ConfigError {
-  try {
-    createKeyResolver(options, option);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
+const configError = (options: ResolverOptions): ConfigError => thrownConfigError(() => createKeyResolver(options, option));
 
 function resolveKey(resolve: KeyResolver, token: string): Promise<KeyObject> {
   return new Promise((resolvePromise, reject) => {

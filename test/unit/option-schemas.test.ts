@@ -5,23 +5,13 @@
  */
 import express from 'express';
 import request from 'supertest';
-import { accessLog, authenticate, authorize, ConfigError, gateway, ipFilter, metrics, rateLimit, trace } from '../../index';
+import { accessLog, authenticate, authorize, gateway, ipFilter, metrics, rateLimit, trace } from '../../index';
 import type { RateLimitOptions } from '../../index';
 import { parseOptions } from '../../lib/schema';
 import { rateLimitSchema } from '../../middleware/rate-limit';
+import { configError } from '../helpers/config';
 
 const secret = 'an-hmac-secret-of-at-least-32-bytes!!';
-
-/** The ConfigError `build` throws. */
-function configError(build: () => unknown): ConfigError {
-  try {
-    build();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('option schemas', () => {
   it('report every mistake at once, each with its option path', () => {

@@ -2,18 +2,9 @@
  * proxy() and upstream options are declared once, with zod: nested typos that were silently ignored are
  * reported with their full path and a "did you mean", every mistake at once, durations resolved to ms.
  */
-import { ConfigError, gateway, proxy } from '../../index';
+import { gateway, proxy } from '../../index';
 import type { ProxyOptions } from '../../index';
-
-function configError(build: () => unknown): ConfigError {
-  try {
-    build();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { configError } from '../helpers/config';
 
 const target = 'http://127.0.0.1:9';
 

@@ -4,8 +4,9 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, gateway, rateLimit } from '../../index';
+import { gateway, rateLimit } from '../../index';
 import type { Gateway, RateLimitOptions } from '../../index';
+import { expectConfigError } from '../helpers/config';
 
 /** The status a gateway answers for one request, served by a bare http server on a loopback port. */
 async function statusOf(gw: Gateway, path: string, method = 'GET'): Promise<number> {
@@ -24,18 +25,6 @@ async function statusOf(gw: Gateway, path: string, method = 'GET'): Promise<numb
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
-}
-
-/** Expects `build` to throw a ConfigError whose message matches every pattern. */
-function expectConfigError(build: () => unknown, ...patterns: RegExp[]): void {
-  let thrown: unknown;
-  try {
-    build();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown).toBeInstanceOf(ConfigError);
-  for (const pattern of patterns) expect((thrown as Error).message).toMatch(pattern);
 }
 
 describe('rateLimit() option checks', () => {

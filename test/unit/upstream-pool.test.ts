@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import { ConfigError } from '../../lib/errors';
+import type { ConfigError } from '../../lib/errors';
 import { UpstreamOptions, UpstreamPool, UpstreamTarget } from '../../lib/upstream-pool';
+import { configError as thrownConfigError } from '../helpers/config';
 
 const A = 'http://127.0.0.1:4001';
 const B = 'http://127.0.0.1:4002';
@@ -21,15 +22,8 @@ afterEach(async () => {
   await Promise.all(pools.splice(0).map((p) => p.close()));
 });
 
-function configError(options: UpstreamOptions, prefix?: string): ConfigError {
-  try {
-    pool(options, prefix);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
+/** The ConfigError a pool of `options` throws. */
+const configError = (options: UpstreamOptions, prefix?: string): ConfigError => thrownConfigError(() => pool(options, prefix));
 
 describe('UpstreamPool configuration errors name the option', () => {
   it('missing target', () => {
