@@ -24,11 +24,11 @@ export interface UpstreamPlan {
    * Headers the gateway sets upstream (identity, later transforms). They are set after the client's
    * hop-by-hop and identity headers are removed, so a client cannot strip them by naming them in `Connection`.
    */
-  setHeaders: Record<string, string>;
+  setHeaders?: Record<string, string>;
   /** Client headers that are not forwarded (credentials with `forwardAuthorization: false`, transforms). */
-  removeHeaders: Set<string>;
+  removeHeaders?: Set<string>;
   /** Query parameters that are not forwarded (an API key passed in the query); the rest stays byte for byte. */
-  removeQuery: Set<string>;
+  removeQuery?: Set<string>;
 }
 
 export interface RequestContext {
@@ -101,6 +101,18 @@ export function onResponseClose(context: RequestContext, res: ServerResponse, ha
 
 /** The request's upstream plan, created empty on first use. */
 export function upstreamPlan(context: RequestContext): UpstreamPlan {
-  context.plan ??= { setHeaders: {}, removeHeaders: new Set(), removeQuery: new Set() };
+  context.plan ??= {};
   return context.plan;
+}
+
+/**
+ * The plan with its header and query collections, for features that change them. They are made only
+ * then: most requests forward the client's headers as they are, and pay for no collection.
+ */
+export function planChanges(context: RequestContext): UpstreamPlan & Required<Pick<UpstreamPlan, 'setHeaders' | 'removeHeaders' | 'removeQuery'>> {
+  const plan = upstreamPlan(context);
+  plan.setHeaders ??= {};
+  plan.removeHeaders ??= new Set();
+  plan.removeQuery ??= new Set();
+  return plan as UpstreamPlan & Required<Pick<UpstreamPlan, 'setHeaders' | 'removeHeaders' | 'removeQuery'>>;
 }

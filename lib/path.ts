@@ -95,7 +95,11 @@ export type NormalisedTarget = (NormalisedPath & { search: string; pathname: str
 export function normaliseTarget(url: string, options?: PathOptions): NormalisedTarget {
   const { pathname, search } = splitUrl(url);
   if (search.includes('#')) return { ok: false, reason: 'The request target contains "#": a fragment is never sent to a server.', lenient: lenientPath(pathname), search, pathname };
-  return { ...normalisePath(pathname || '/', options), search, pathname };
+  // normalisePath() returns a fresh object: completed in place, one allocation per request instead of two.
+  const target = normalisePath(pathname || '/', options) as NormalisedTarget;
+  target.search = search;
+  target.pathname = pathname;
+  return target;
 }
 
 /** Drops the first `count` segments of a normalised path (`stripPath`), keeping any `;` parameters of the rest. */

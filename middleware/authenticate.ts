@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import passport from 'passport';
-import { getContext, upstreamPlan } from '../lib/context';
+import { getContext, planChanges } from '../lib/context';
 import { ANONYMOUS, Consumer } from '../lib/consumer';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { respondOrNext } from '../lib/problem';
@@ -127,7 +127,7 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
       (consumer) => {
         (req as { user?: Consumer }).user = consumer;
         // What the upstream gets goes into the plan; the client's request stays as sent.
-        const plan = upstreamPlan(context);
+        const plan = planChanges(context);
         if (identity.send) Object.assign(plan.setHeaders, identity.headersFor(consumer));
         if (!forwardAuthorization) {
           for (const header of credentialHeaders) plan.removeHeaders.add(header);

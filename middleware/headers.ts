@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIdentityHeader } from '../lib/auth-headers';
 import { clientAddress } from '../lib/client-address';
 import { getConsumer } from '../lib/consumer';
-import { getContext, upstreamPlan } from '../lib/context';
+import { getContext, planChanges } from '../lib/context';
 import { ConfigError, GatewayError } from '../lib/errors';
 import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
@@ -81,7 +81,7 @@ export function headers(options: HeadersOptions, optionPrefix = ''): Middleware 
     const context = getContext(req, res);
     try {
       if (request) {
-        const plan = upstreamPlan(context);
+        const plan = planChanges(context);
         for (const name of request.remove) plan.removeHeaders.add(name);
         for (const [from, to] of request.rename) {
           const value = plan.setHeaders[from] ?? headerText(req.headers[from]);

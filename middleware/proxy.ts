@@ -184,7 +184,7 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
       if (!target.ok) return { refused: target.reason };
       url = target.path + target.search;
     }
-    if (context.plan?.removeQuery.size) url = withoutQueryParameters(url, context.plan.removeQuery);
+    if (context.plan?.removeQuery?.size) url = withoutQueryParameters(url, context.plan.removeQuery);
     return rewrite ? rewrite(url, req) : url;
   }
 
@@ -197,8 +197,8 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
     stripIdentityHeaders(headers);
     const plan = context.plan;
     if (plan) {
-      for (const name of plan.removeHeaders) delete headers[name];
-      Object.assign(headers, plan.setHeaders);
+      if (plan.removeHeaders) for (const name of plan.removeHeaders) delete headers[name];
+      if (plan.setHeaders) Object.assign(headers, plan.setHeaders);
     }
     headers[REQUEST_ID_HEADER] = context.requestId;
     return headers;
