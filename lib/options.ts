@@ -40,12 +40,3 @@ function levenshtein(a: string, b: string): number {
   }
   return row[b.length];
 }
-
-/** Checks an optional non-negative integer option. */
-export function nonNegativeInteger(value: unknown, fallback: number, option: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new ConfigError(`"${option}" must be a non-negative integer; received ${JSON.stringify(value)}.`);
-  }
-  return value;
-}

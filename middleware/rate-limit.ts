@@ -141,7 +141,7 @@ function resolveOptions(options: RateLimitOptions, optionPrefix: string): RateLi
  * Whether a limit can run before authentication: it counts by IP and needs no consumer (no tiers). Such
  * limits throttle token and API-key guessing too, which a limit after authentication never sees.
  */
-export function limitsByAddressOnly(config: RateLimitConfig): boolean {
+function limitsByAddressOnly(config: RateLimitConfig): boolean {
   const counts = [config, ...Object.values(config.methods ?? {})];
   return counts.every((count) => (count.key ?? config.key) === 'ip' && (count.tiers ?? config.tiers) === undefined);
 }
