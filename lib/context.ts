@@ -52,6 +52,8 @@ export interface RequestContext {
   errorCode?: string;
   /** Observers that already took the request: a request is counted and logged once, however many are mounted. */
   observed?: { metrics?: boolean; accessLog?: boolean };
+  /** Observers of this request's upstream attempts (metrics()); see observeUpstream(). */
+  upstreamObservers?: Array<(result: import('./upstream-observers').UpstreamResult) => void>;
   /** Run once the response closes (finished or aborted), in the order added: see onResponseClose(). */
   closeHandlers?: Array<() => void>;
 }

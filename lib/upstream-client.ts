@@ -18,7 +18,7 @@ import { GatewayError } from './errors';
 import { scrubResponseHeaders } from './forwarding-headers';
 import { endUpstreamSpan, spanEvent, startUpstreamSpan } from './telemetry';
 import { attemptError, connectTimeoutError, isClientGone, responseTimeoutError } from './upstream-errors';
-import { emitUpstreamResult } from './upstream-events';
+import { reportUpstreamResult } from './upstream-observers';
 import { bufferLimit, FilteredResponse, responseFiltersOf } from './response-filters';
 import type { TlsOptions, UpstreamPool, UpstreamTarget } from './upstream-pool';
 
@@ -240,7 +240,7 @@ export class UpstreamClient {
     if (status >= 500) this.noteFailure(req, exchange.target, exchange.trial);
     else this.pool.reportSuccess(exchange.target);
     endUpstreamSpan(exchange.span, { status });
-    emitUpstreamResult(() => ({ req, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, status }));
+    reportUpstreamResult(getContext(req), () => ({ req, pool: this.pool, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, status }));
     scrubResponseHeaders(proxyRes.headers);
     // The client's connection is the gateway's business, not the upstream's: say what Node will do with
     // it (http-proxy would otherwise copy the upstream's value or default to keep-alive).
@@ -276,7 +276,7 @@ export class UpstreamClient {
   private attemptFailed(req: IncomingMessage, exchange: Exchange, errorType: string): void {
     endUpstreamSpan(exchange.span, { errorType });
     exchange.span = undefined;
-    emitUpstreamResult(() => ({ req, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, errorType }));
+    reportUpstreamResult(getContext(req), () => ({ req, pool: this.pool, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, errorType }));
   }
 
   private dispatch(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {

@@ -154,8 +154,6 @@ export interface PoolEvents {
 }
 
 export class UpstreamPool extends EventEmitter<PoolEvents> {
-  /** Pools not yet closed, for observers such as the target-health gauge. */
-  static readonly live = new Set<UpstreamPool>();
   readonly targets: readonly UpstreamTarget[];
   readonly agent: http.Agent;
   private readonly passive: { failures: number; cooldown: number; maxCooldown: number } | undefined;
@@ -201,7 +199,11 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     }
     const active = options.health?.active;
     if (active) this.startActiveChecks(active === true ? {} : active, name);
-    UpstreamPool.live.add(this);
+  }
+
+  /** True once close() was called: observers such as the health gauge stop reporting the pool. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /**
@@ -268,7 +270,6 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
   /** Stops health checks and closes pooled sockets. */
   async close(): Promise<void> {
     this.closed = true;
-    UpstreamPool.live.delete(this);
     for (const timer of this.timers) clearInterval(timer);
     this.timers.length = 0;
     this.agent.destroy();

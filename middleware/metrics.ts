@@ -11,8 +11,9 @@ import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
 import { getContext, onResponseClose } from '../lib/context';
 import { load } from '../lib/load';
 import { defineSchema, parseOptions } from '../lib/schema';
-import { UpstreamPool } from '../lib/upstream-pool';
-import { upstreamEvents, UpstreamResult } from '../lib/upstream-events';
+import type { UpstreamPool } from '../lib/upstream-pool';
+import { observeUpstream } from '../lib/upstream-observers';
+import type { UpstreamResult } from '../lib/upstream-observers';
 import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
 
 export interface MetricsOptions {
@@ -22,7 +23,7 @@ export interface MetricsOptions {
   consumerLabel?: boolean;
 }
 
-/** The metrics middleware, with the registry it records into and `close()` to stop observing upstream results. */
+/** The metrics middleware, with the registry it records into and `close()`, after which it records nothing more. */
 export type MetricsMiddleware = Middleware & { close(): void; readonly registry: MetricsRegistry };
 
 // Seconds; the OpenTelemetry semantic-convention buckets for HTTP durations.
@@ -40,16 +41,15 @@ export class MetricsRegistry {
   readonly rateLimited: Counter;
   readonly problems: Counter;
   private readonly serializer: PrometheusSerializer;
-  private listeners = 0;
-  private readonly onUpstreamResult = (result: UpstreamResult) => this.recordUpstream(result);
+  /** Records the upstream attempts of the requests metrics() observes (subscribed per request). */
+  readonly onUpstreamResult = (result: UpstreamResult): void => this.recordUpstream(result);
   /**
-   * Pools whose target health this registry reports. The process-wide registry reports every live pool; a
-   * registry of your own reports only the pools of the gateways that record into it (and those you add).
+   * Pools whose target health this registry reports: those of the gateways that record into it, those its
+   * requests went through, and those you add. Closed pools drop out at the next scrape.
    */
-  private readonly pools: Set<UpstreamPool> | undefined;
+  private readonly pools = new Set<UpstreamPool>();
 
-  constructor(options: { allPools?: boolean } = {}) {
-    this.pools = options.allPools === true ? undefined : new Set();
+  constructor() {
     const prometheus = load('@opentelemetry/exporter-prometheus');
     const { MeterProvider } = load('@opentelemetry/sdk-metrics');
     this.exporter = new prometheus.PrometheusExporter({ preventServerStart: true });
@@ -73,17 +73,17 @@ export class MetricsRegistry {
     if (errors.length) diag.error('frontdoor metrics: collection errors', ...errors);
     const text = this.serializer.serialize(resourceMetrics);
     // With no data yet the serializer ends on a comment without a newline; the gauge must start on its own line.
-    return (text === '' || text.endsWith('\n') ? text : `${text}\n`) + healthGauge(this.pools ?? UpstreamPool.live);
+    return (text === '' || text.endsWith('\n') ? text : `${text}\n`) + healthGauge(this.pools);
   }
 
   /** Reports these pools' target health (gateway() adds its routes' pools; add `proxy(…).pool` for proxy() alone). */
   addPools(pools: Iterable<UpstreamPool>): void {
-    if (this.pools) for (const pool of pools) this.pools.add(pool);
+    for (const pool of pools) if (!pool.isClosed) this.pools.add(pool);
   }
 
   /** Stops reporting these pools. */
   removePools(pools: Iterable<UpstreamPool>): void {
-    if (this.pools) for (const pool of pools) this.pools.delete(pool);
+    for (const pool of pools) this.pools.delete(pool);
   }
 
   /** Counts a request as in flight (`method` already normalised). */
@@ -96,16 +96,8 @@ export class MetricsRegistry {
     this.inFlight.set(method, (this.inFlight.get(method) ?? 1) - 1);
   }
 
-  /** Subscribes to upstream results while at least one metrics() middleware uses this registry. */
-  attach(): void {
-    if (this.listeners++ === 0) upstreamEvents.on('result', this.onUpstreamResult);
-  }
-
-  detach(): void {
-    if (this.listeners > 0 && --this.listeners === 0) upstreamEvents.off('result', this.onUpstreamResult);
-  }
-
   private recordUpstream(result: UpstreamResult): void {
+    if (!this.pools.has(result.pool) && !result.pool.isClosed) this.pools.add(result.pool);
     const route = getContext(result.req).route ?? 'other';
     const attributes: Attributes = { 'frontdoor.upstream': result.target, 'http.route': route };
     if (result.status !== undefined) attributes['http.response.status_class'] = statusClass(result.status);
@@ -121,7 +113,7 @@ let defaultRegistry: MetricsRegistry | undefined;
 
 /** The process-wide registry used by metrics() and metricsHandler() unless one is passed. */
 export function defaultMetricsRegistry(): MetricsRegistry {
-  defaultRegistry ??= new MetricsRegistry({ allPools: true });
+  defaultRegistry ??= new MetricsRegistry();
   return defaultRegistry;
 }
 
@@ -144,13 +136,15 @@ export function metrics(options: MetricsOptions = {}, optionPrefix = ''): Metric
   const config = parseOptions(metricsSchema(), options, optionPrefix);
   const registry = config.registry ?? defaultMetricsRegistry();
   const { consumerLabel } = config;
-  registry.attach();
+  let closed = false;
 
   const middleware = function metricsMiddleware(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
+    if (closed) return next();
     const context = getContext(req, res);
     // Counted once, by whichever metrics() comes first (an app-wide one and the gateway's, say).
     if (context.observed?.metrics) return next();
     (context.observed ??= {}).metrics = true;
+    observeUpstream(context, registry.onUpstreamResult);
     const method = normaliseMethod(req.method);
     registry.requestStarted(method);
     onResponseClose(context, res, function recordRequest() {
@@ -170,7 +164,9 @@ export function metrics(options: MetricsOptions = {}, optionPrefix = ''): Metric
     });
     next();
   } as MetricsMiddleware;
-  middleware.close = () => registry.detach();
+  middleware.close = () => {
+    closed = true;
+  };
   Object.defineProperty(middleware, 'registry', { value: registry, enumerable: true });
   return middleware;
 }
@@ -198,11 +194,14 @@ export function metricsHandler(registry: MetricsRegistry = defaultMetricsRegistr
  * the SDK keeps exporting every series an observable gauge ever reported, so a closed gateway's targets
  * would stay on /metrics with their last value for the life of the process.
  */
-function healthGauge(pools: Iterable<UpstreamPool>): string {
+function healthGauge(pools: Set<UpstreamPool>): string {
   // One series per target: when several pools share a target, it counts as healthy only if every pool sends it traffic.
   const health = new Map<string, number>();
   for (const pool of pools) {
-    if (!UpstreamPool.live.has(pool)) continue; // closed
+    if (pool.isClosed) {
+      pools.delete(pool);
+      continue;
+    }
     for (const target of pool.targets) {
       const healthy = target.state === 'healthy' && !target.activeDown ? 1 : 0;
       health.set(target.href, Math.min(health.get(target.href) ?? 1, healthy));

@@ -7,7 +7,7 @@
  */
 import type http from 'node:http';
 import express from 'express';
-import { defaultMetricsRegistry, gateway, MetricsRegistry, metricsHandler } from '../../index';
+import { defaultMetricsRegistry, gateway, metrics, MetricsRegistry, metricsHandler, proxy } from '../../index';
 import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
 import { GatewayApp, gatewayApp } from '../helpers/gateway-app';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
@@ -253,12 +253,46 @@ describe('gateway metrics over /metrics (express 5)', () => {
       const samples = (await scrape(app)).filter((s) => s.name === gauge);
       expect(samples.length).toBeGreaterThan(0); // this suite's own targets are listed
       expect(samples.map((s) => s.labels.frontdoor_upstream).filter((url) => url.startsWith(otherUrl))).toEqual([]);
-      // The process-wide registry still reports every live pool, as before.
+      // The process-wide registry is scoped the same way (pipeline issue: no process-wide pool set any more):
+      // a gateway without metrics is reported by no registry; one metered into another registry neither.
       const everything = parseExposition(await defaultMetricsRegistry().exposition()).filter((s) => s.name === gauge);
-      expect(everything.map((s) => s.labels.frontdoor_upstream)).toEqual(expect.arrayContaining([otherUrl, `${otherUrl}/unmetered`]));
+      expect(everything.map((s) => s.labels.frontdoor_upstream).filter((url) => url.startsWith(otherUrl))).toEqual([]);
     } finally {
       await other.close();
       await unmetered.close();
+    }
+  });
+
+  it('records a request’s upstream attempts only in the registry of the metrics() that observed it', async () => {
+    // Two apps, two registries, one upstream: before the pipeline issue every registry heard every attempt in the process.
+    const registries = [new MetricsRegistry(), new MetricsRegistry()];
+    const apps = await Promise.all(
+      registries.map(async (registry, i) => {
+        const edge = express();
+        const orders = proxy({ target: statusUpstream.url });
+        edge.use(metrics({ registry }));
+        edge.use(`/app${i}`, orders);
+        return { app: await listen(edge), orders };
+      }),
+    );
+    try {
+      for (let i = 0; i < 3; i++) expect((await rawRequest(apps[0].app.port, { path: '/app0/status/200' })).status).toBe(200);
+      const attempts = async (registry: MetricsRegistry) => total(parseExposition(await registry.exposition()), 'frontdoor_upstream_duration_count');
+      expect(await attempts(registries[0])).toBe(3);
+      expect(await attempts(registries[1])).toBe(0);
+      // The standalone proxy's pool is reported once a request went through it; the other registry saw none.
+      const healthOf = async (registry: MetricsRegistry) =>
+        parseExposition(await registry.exposition()).filter((s) => s.name === 'frontdoor_upstream_healthy').map((s) => s.labels.frontdoor_upstream);
+      expect(await healthOf(registries[0])).toEqual([statusUpstream.url]);
+      expect(await healthOf(registries[1])).toEqual([]);
+      // A closed pool leaves the gauge at the next scrape.
+      await apps[0].orders.close();
+      expect(await healthOf(registries[0])).toEqual([]);
+    } finally {
+      for (const { app, orders } of apps) {
+        await app.close();
+        await orders.close();
+      }
     }
   });
 

@@ -323,10 +323,10 @@ describe('UpstreamPool.pick', () => {
     expect(picks.filter((h) => h === A)).toHaveLength(5);
   });
 
-  it('close() removes the pool from the live set', async () => {
+  it('close() marks the pool closed, so observers stop reporting it', async () => {
     const p = pool({ target: A });
-    expect(UpstreamPool.live.has(p)).toBe(true);
+    expect(p.isClosed).toBe(false);
     await p.close();
-    expect(UpstreamPool.live.has(p)).toBe(false);
+    expect(p.isClosed).toBe(true);
   });
 });
