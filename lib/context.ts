@@ -29,6 +29,11 @@ export interface UpstreamPlan {
   removeHeaders?: Set<string>;
   /** Query parameters that are not forwarded (an API key passed in the query); the rest stays byte for byte. */
   removeQuery?: Set<string>;
+  /**
+   * The body to send instead of the client's (a transform or the XML bridge rewrote it). The final handler
+   * sends exactly these bytes with their Content-Length; set `setHeaders['content-type']` to match.
+   */
+  body?: Buffer;
 }
 
 export interface RequestContext {

@@ -27,6 +27,12 @@ export type GatewayErrorCode =
   | 'ERR_IP_DENIED'
   | 'ERR_RATE_LIMITED'
   | 'ERR_RATE_LIMIT_UNAVAILABLE'
+  | 'ERR_UPSTREAM_BAD_RESPONSE'
+  | 'ERR_UPSTREAM_FAULT'
+  | 'ERR_TRANSFORM_FAILED'
+  | 'ERR_AGGREGATE_CALL_FAILED'
+  | 'ERR_AGGREGATE_TIMEOUT'
+  | 'ERR_OVERLOADED'
   | 'ERR_INTERNAL';
 
 /** Human titles per code (the problem+json `title`: the same for every occurrence of a code). */
@@ -53,6 +59,12 @@ export const ERROR_TITLES: Record<GatewayErrorCode, string> = {
   ERR_IP_DENIED: 'Address not allowed',
   ERR_RATE_LIMITED: 'Too many requests',
   ERR_RATE_LIMIT_UNAVAILABLE: 'Rate limiting unavailable',
+  ERR_UPSTREAM_BAD_RESPONSE: 'Malformed upstream response',
+  ERR_UPSTREAM_FAULT: 'Upstream reported a fault',
+  ERR_TRANSFORM_FAILED: 'Response transformation failed',
+  ERR_AGGREGATE_CALL_FAILED: 'Aggregated call failed',
+  ERR_AGGREGATE_TIMEOUT: 'Aggregated call timed out',
+  ERR_OVERLOADED: 'Gateway overloaded',
   ERR_INTERNAL: 'Internal gateway error',
 };
 
@@ -80,6 +92,12 @@ export const ERROR_STATUS: Record<GatewayErrorCode, number> = {
   ERR_IP_DENIED: 403,
   ERR_RATE_LIMITED: 429,
   ERR_RATE_LIMIT_UNAVAILABLE: 503,
+  ERR_UPSTREAM_BAD_RESPONSE: 502,
+  ERR_UPSTREAM_FAULT: 502,
+  ERR_TRANSFORM_FAILED: 502,
+  ERR_AGGREGATE_CALL_FAILED: 502,
+  ERR_AGGREGATE_TIMEOUT: 504,
+  ERR_OVERLOADED: 503,
   ERR_INTERNAL: 500,
 };
 
@@ -90,6 +108,13 @@ export interface GatewayErrorOptions {
   cause?: unknown;
   /** Extra response headers, e.g. `Retry-After` or `WWW-Authenticate`. */
   headers?: Record<string, string>;
+  /**
+   * Extension members of the problem document (RFC 9457 §3.2), e.g. `{ faultcode, faultstring }` or `{ call }`.
+   * They never replace the standard members (type, title, status, detail, instance, code, requestId).
+   */
+  extensions?: Record<string, unknown>;
+  /** Log the cause for the operator (always done for a 500): a failure the client cannot fix, e.g. a throwing transform. */
+  logCause?: boolean;
 }
 
 export class GatewayError extends Error {
@@ -97,6 +122,8 @@ export class GatewayError extends Error {
   readonly code: GatewayErrorCode;
   readonly detail: string | undefined;
   readonly headers: Record<string, string> | undefined;
+  readonly extensions: Record<string, unknown> | undefined;
+  readonly logCause: boolean;
 
   /** `new GatewayError('ERR_UPSTREAM_TIMEOUT', { detail })`: the status follows from the code (ERROR_STATUS). */
   constructor(code: GatewayErrorCode, options?: GatewayErrorOptions);
@@ -114,6 +141,8 @@ export class GatewayError extends Error {
     this.code = code;
     this.detail = options.detail;
     this.headers = options.headers;
+    this.extensions = options.extensions;
+    this.logCause = options.logCause === true || status === 500;
   }
 }
 

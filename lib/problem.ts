@@ -17,6 +17,8 @@ import { consoleLogger } from './log';
 const PROBLEM_TYPE = 'about:blank';
 
 export interface ProblemDocument {
+  /** Extension members of the error (RFC 9457 §3.2), before the standard ones so they cannot replace them. */
+  [extension: string]: unknown;
   type: string;
   title: string;
   status: number;
@@ -36,6 +38,7 @@ export function problemDocument(req: IncomingMessage, error: GatewayError): Prob
   const { requestId } = getContext(req);
   const path = ((req as { originalUrl?: string }).originalUrl ?? req.url ?? '/').split('?')[0];
   return {
+    ...(error.extensions ? safeExtensions(error.extensions) : {}),
     type: PROBLEM_TYPE,
     title: STATUS_CODES[error.status] ?? 'Error',
     status: error.status,
@@ -44,6 +47,13 @@ export function problemDocument(req: IncomingMessage, error: GatewayError): Prob
     code: error.code,
     requestId,
   };
+}
+
+/** Extension members without prototype keys (they may come from an upstream's document). */
+function safeExtensions(extensions: Record<string, unknown>): Record<string, unknown> {
+  const safe: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(extensions)) if (key !== '__proto__' && key !== 'constructor' && key !== 'prototype') safe[key] = value;
+  return safe;
 }
 
 /**
@@ -60,9 +70,10 @@ export function sendProblem(req: IncomingMessage, res: ServerResponse, err: unkn
   const body = JSON.stringify(problemDocument(req, error));
   const context = getContext(req, res);
   context.errorCode = error.code;
-  // A 500 is the gateway's own failure (a throwing access rule, an unforwardable body): the client gets a
-  // generic problem, so the operator must get the cause, or nobody ever sees it.
-  if (error.status === 500 && error.cause !== undefined) {
+  // A 500 is the gateway's own failure (a throwing access rule, an unforwardable body), and some 502s are the
+  // configuration's (a throwing transform): the client gets a generic problem, so the operator must get the
+  // cause, or nobody ever sees it.
+  if (error.logCause && error.cause !== undefined) {
     consoleLogger.error(`frontdoor: ${error.code} answering ${req.method} ${((req as { originalUrl?: string }).originalUrl ?? req.url ?? '/').split('?')[0]} (request id ${context.requestId}):`, error.cause);
   }
   recordProblem(req, error);

@@ -61,3 +61,57 @@ function serialiseJson(body: unknown): string {
     throw new GatewayError('ERR_BAD_REQUEST_BODY', { detail: 'The JSON body is nested too deeply.', cause: err });
   }
 }
+
+/**
+ * Reads the request body, up to `maxBytes`: the bytes a body parser already consumed (see consumedBody), or
+ * the stream. A declared or streamed size over the limit rejects with a 413 GatewayError at once (the rest
+ * is not read); a client that aborts rejects with a 400. Only for features that must see the whole body
+ * (transforms, the XML bridge): everything else streams.
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const tooLarge = () => new GatewayError('ERR_BODY_TOO_LARGE', { detail: `The request body is larger than ${maxBytes} bytes.` });
+  let consumed: ConsumedBody | undefined;
+  try {
+    consumed = consumedBody(req);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (consumed) return consumed.bytes.length > maxBytes ? Promise.reject(tooLarge()) : Promise.resolve(consumed.bytes);
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        cleanup();
+        // Stop reading: the answer is a 413, and the rest of the body is not worth receiving.
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(new GatewayError('ERR_BAD_REQUEST_BODY', { detail: 'The request body was not received completely.', cause: err }));
+    };
+    const onAborted = () => onError(new Error('request aborted'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
+}

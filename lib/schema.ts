@@ -6,6 +6,7 @@
  */
 import ms from 'ms';
 import type * as Zod from 'zod';
+import { toBytes } from './byte-size';
 import { ConfigError, ConfigIssue } from './errors';
 import { closest } from './options';
 
@@ -31,6 +32,18 @@ export function duration(z: Z) {
     const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue);
     if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
       ctx.addIssue({ code: 'custom', message: `must be a duration in ms or a string like '30s' or '1m'; received ${JSON.stringify(value)}.` });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+}
+
+/** A size: bytes as a number or a string like `'1mb'`; resolves to bytes. */
+export function byteSize(z: Z) {
+  return z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const parsed = toBytes(value);
+    if (parsed === undefined) {
+      ctx.addIssue({ code: 'custom', message: `must be a size in bytes or a string like '1mb' or '512kb'; received ${JSON.stringify(value)}.` });
       return z.NEVER;
     }
     return parsed;

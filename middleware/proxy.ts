@@ -141,16 +141,19 @@ export function proxy(options: ProxyOptions, optionPrefix = '', sharedPool?: Ups
     const url = forwardUrl(req, context, stripPath ? req.url ?? '/' : (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/');
     if (typeof url !== 'string') return fail(req, res, next, new GatewayError('ERR_BAD_PATH', { detail: url.refused }));
 
-    let body: Buffer | undefined;
-    try {
-      const consumed = consumedBody(req);
-      body = consumed?.bytes;
-      if (consumed?.reserialised && !warnedReserialised) {
-        warnedReserialised = true;
-        consoleLogger.warn(`frontdoor: a body parser read the request body before the proxy${context.route ? ` of route "${context.route}"` : ''}, so the body is re-serialised and may differ from what the client sent (big numbers, decimals, duplicate keys, form arrays, signatures). Mount the gateway before express.json()/urlencoded(), or pass { verify: keepRawBody } to them (docs/proxy.md#bodies).`);
+    // A body the route's features rewrote (transformBody, xml) replaces the client's.
+    let body: Buffer | undefined = context.plan?.body;
+    if (body === undefined) {
+      try {
+        const consumed = consumedBody(req);
+        body = consumed?.bytes;
+        if (consumed?.reserialised && !warnedReserialised) {
+          warnedReserialised = true;
+          consoleLogger.warn(`frontdoor: a body parser read the request body before the proxy${context.route ? ` of route "${context.route}"` : ''}, so the body is re-serialised and may differ from what the client sent (big numbers, decimals, duplicate keys, form arrays, signatures). Mount the gateway before express.json()/urlencoded(), or pass { verify: keepRawBody } to them (docs/proxy.md#bodies).`);
+        }
+      } catch (err) {
+        return fail(req, res, next, err);
       }
-    } catch (err) {
-      return fail(req, res, next, err);
     }
     const headers = upstreamHeaders(req, context, false);
     if (body) {
