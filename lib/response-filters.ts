@@ -22,6 +22,12 @@ export interface ResponseFilter {
    */
   buffer?: {
     maxBytes: number;
+    /**
+     * What to do with an answer over `maxBytes`: `'stream'` it through unchanged (the default: the filter is
+     * an optimisation), or `'fail'` with a 502 ERR_UPSTREAM_BAD_RESPONSE, for filters whose change the client
+     * relies on (a format conversion, a field that must be removed). Counted on declared and streamed bytes.
+     */
+    oversize?: 'stream' | 'fail';
     body(body: Buffer, response: FilteredResponse, req: IncomingMessage): Buffer | Promise<Buffer>;
   };
 }
@@ -45,4 +51,9 @@ export function bufferLimit(filters: readonly ResponseFilter[] | undefined): num
   let limit: number | undefined;
   for (const filter of filters ?? []) if (filter.buffer) limit = Math.min(limit ?? Infinity, filter.buffer.maxBytes);
   return limit;
+}
+
+/** True when a filter that wants the body must not let an oversized answer through unchanged. */
+export function failsOversize(filters: readonly ResponseFilter[] | undefined): boolean {
+  return (filters ?? []).some((filter) => filter.buffer?.oversize === 'fail');
 }

@@ -19,7 +19,7 @@ import { scrubResponseHeaders } from './forwarding-headers';
 import { endUpstreamSpan, spanEvent, startUpstreamSpan } from './telemetry';
 import { attemptError, connectTimeoutError, isClientGone, responseTimeoutError } from './upstream-errors';
 import { reportUpstreamResult } from './upstream-observers';
-import { bufferLimit, FilteredResponse, responseFiltersOf } from './response-filters';
+import { bufferLimit, failsOversize, FilteredResponse, responseFiltersOf } from './response-filters';
 import type { TlsOptions, UpstreamPool, UpstreamTarget } from './upstream-pool';
 
 /** Resolved timeouts (ms) and retries of an upstream. */
@@ -380,6 +380,12 @@ function sendFiltered(req: IncomingMessage, res: ServerResponse, proxyRes: Incom
   };
   const bodiless = req.method === 'HEAD' || response.status === 204 || response.status === 304;
   const declared = Number(response.headers['content-length'] ?? NaN);
+  const mustFilter = failsOversize(responseFiltersOf(req));
+  const oversize = () => {
+    proxyRes.destroy();
+    fail(new GatewayError('ERR_UPSTREAM_BAD_RESPONSE', { detail: `The upstream's answer is larger than the ${limit} bytes this route can transform.` }));
+  };
+  if (!bodiless && declared > limit && mustFilter) return oversize();
   if (bodiless || declared > limit) {
     writeHead();
     proxyRes.pipe(res);
@@ -391,9 +397,10 @@ function sendFiltered(req: IncomingMessage, res: ServerResponse, proxyRes: Incom
     size += chunk.length;
     chunks.push(chunk);
     if (size <= limit) return;
-    // Too big to filter: send what came so far and stream the rest.
     proxyRes.off('data', onData);
     proxyRes.off('end', onEnd);
+    if (mustFilter) return oversize();
+    // Too big to filter: send what came so far and stream the rest.
     writeHead();
     for (const part of chunks) res.write(part);
     proxyRes.pipe(res);
