@@ -53,6 +53,12 @@ export interface RequestContext {
   span?: Span;
   /** The OpenTelemetry context holding `span`: parent of upstream CLIENT spans. */
   traceContext?: Context;
+  /**
+   * What cache() did with the request, for metrics, the access log and traces: answered from the cache (`HIT`),
+   * went upstream and may have stored the answer (`MISS`), or the cache stayed out of it (`BYPASS`: not
+   * cacheable, or the store unreachable).
+   */
+  cache?: 'HIT' | 'MISS' | 'BYPASS';
   /** Code of the error the gateway answered with, for metrics and logs. */
   errorCode?: string;
   /** Observers that already took the request: a request is counted and logged once, however many are mounted. */
