@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ConfigError } from './errors';
+import type { Schema } from './schema';
 import type { SharedParts } from './scope';
 import type { UpstreamPool } from './upstream-pool';
 
@@ -67,6 +68,20 @@ export interface BuildScope {
   shared: SharedParts;
 }
 
+/**
+ * The options a feature answers to, declared once with zod (the same schemas its factory validates with):
+ * gateway-schema.ts composes them into the schema of the whole gateway, which validates config files and
+ * gives the JSON Schema for editors.
+ */
+export interface FeatureSchemas {
+  /** The value of the route (or gateway) option, shorthands included (`auth: 'partners'`, `metrics: true`). */
+  option: Schema;
+  /** The sibling route options the feature reads (`rewrite`, `ws` … for `upstream`). */
+  reads?: Record<string, Schema>;
+  /** The gateway options the feature reads (`upstreams`, `authSchemes`). */
+  gateway?: Record<string, Schema>;
+}
+
 export interface FeatureDescriptor {
   /** The route option the feature answers to; the feature is built when the option is set. */
   option: string;
@@ -76,6 +91,8 @@ export interface FeatureDescriptor {
   gatewayOptions?: readonly string[];
   phase: Phase;
   upgrade: UpgradeRule;
+  /** The schemas of `option`, `reads` and `gatewayOptions` (built lazily, with defineSchema). */
+  schemas?: () => FeatureSchemas;
   /** Runs once per gateway before any route is built, e.g. to build (and so check) named auth schemes. */
   prepare?(gateway: Readonly<Record<string, unknown>>, shared: SharedParts): void;
   build(value: unknown, scope: BuildScope): FeatureParts;
@@ -86,6 +103,8 @@ export interface GatewayFeatureDescriptor {
   option: string;
   phase: 'observe';
   upgrade: UpgradeRule;
+  /** The schema of the gateway option's value (`true` or the middleware's options). */
+  schemas: () => FeatureSchemas;
   build(value: unknown, shared: SharedParts): FeatureParts & {
     /** Called with every pool of the gateway once the routes are built. */
     watchPools?(pools: UpstreamPool[]): void;

@@ -15,8 +15,8 @@ export type Schema<T = unknown> = Zod.ZodType<T>;
 
 let zod: Z | undefined;
 
-/** Declares a schema, built with zod on first use and kept. */
-export function defineSchema<T extends Zod.ZodType>(build: (z: Z) => T): () => T {
+/** Declares a schema (or a set of them), built with zod on first use and kept. */
+export function defineSchema<T>(build: (z: Z) => T): () => T {
   let built: T | undefined;
   return () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -100,6 +100,7 @@ export function accessLog(options: AccessLogOptions = {}, optionPrefix = ''): Mi
 export const accessLogFeature: GatewayFeatureDescriptor = {
   option: 'accessLog',
   phase: 'observe',
+  schemas: defineSchema((z) => ({ option: z.union([z.boolean(), accessLogSchema()]) })),
   upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
   build: (value) => (value ? { handler: accessLog(value === true ? {} : (value as AccessLogOptions), 'accessLog.') } : {}),
 };

@@ -6,10 +6,12 @@
  */
 import { ConfigError } from '../lib/errors';
 import type { FeatureDescriptor } from '../lib/pipeline';
+import { defineSchema } from '../lib/schema';
 
 export const appHandoffFeature: FeatureDescriptor = {
   option: 'app',
   phase: 'final',
+  schemas: defineSchema((z) => ({ option: z.literal(true) })),
   upgrade: { apply: false, reason: 'An upgrade handed to the app is not taken by the gateway: the server gives it to its other upgrade listeners, or serves it as HTTP.' },
   build(value, scope) {
     if (value !== true) throw new ConfigError(`"${scope.optionPrefix}app" must be true: the app's own handlers answer once the route's policies passed.`);

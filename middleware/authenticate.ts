@@ -182,6 +182,7 @@ export const authFeature: FeatureDescriptor = {
   gatewayOptions: ['authSchemes'],
   phase: 'identify',
   upgrade: { apply: true },
+  schemas: defineSchema((z) => ({ option: z.union([z.string(), authenticateSchema()]), gateway: { authSchemes: z.record(z.string(), authenticateSchema()) } })),
   prepare(gateway, shared) {
     const schemes = gateway.authSchemes;
     if (schemes === undefined) return;

@@ -121,6 +121,7 @@ export const authorizeFeature: FeatureDescriptor = {
   option: 'authorize',
   phase: 'permit',
   upgrade: { apply: true },
+  schemas: defineSchema((z) => ({ option: z.union([fn(z, '(consumer, req) => boolean'), authorizeSchema()]) })),
   build(value, scope) {
     if (scope.route.auth === undefined) throw new ConfigError(`"${scope.optionPrefix}authorize" needs "${scope.optionPrefix}auth": there is no consumer to authorize without authentication.`);
     const options = withGatewayErrors(typeof value === 'function' ? { allow: value as AuthorizeOptions['allow'] } : (value as AuthorizeOptions), `${scope.optionPrefix}authorize`);

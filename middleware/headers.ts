@@ -176,6 +176,7 @@ function headerText(value: string | string[] | undefined): string | undefined {
 export const headersFeature: FeatureDescriptor = {
   option: 'headers',
   phase: 'shapeRequest',
+  schemas: defineSchema(() => ({ option: headersSchema() })),
   upgrade: { apply: false, reason: 'A WebSocket handshake is proxied with the identity and forwarding headers only; header transforms apply to HTTP requests.' },
   build: (value, scope) => ({ handler: headers(withGatewayErrors(value as HeadersOptions, `${scope.optionPrefix}headers`), `${scope.optionPrefix}headers.`) }),
 };

@@ -102,5 +102,6 @@ export const ipFilterFeature: FeatureDescriptor = {
   option: 'ipFilter',
   phase: 'admit',
   upgrade: { apply: true },
+  schemas: defineSchema(() => ({ option: ipFilterSchema() })),
   build: (value, scope) => ({ handler: ipFilter(withGatewayErrors(value as IpFilterOptions, `${scope.optionPrefix}ipFilter`), `${scope.optionPrefix}ipFilter.`) }),
 };

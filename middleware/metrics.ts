@@ -231,6 +231,7 @@ function statusClass(status: number): string {
 export const metricsFeature: GatewayFeatureDescriptor = {
   option: 'metrics',
   phase: 'observe',
+  schemas: defineSchema((z) => ({ option: z.union([z.boolean(), metricsSchema()]) })),
   upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
   build(value) {
     if (!value) return {};

@@ -268,6 +268,19 @@ export const proxyFeature: FeatureDescriptor = {
   gatewayOptions: ['upstreams'],
   phase: 'final',
   upgrade: { apply: true },
+  schemas: defineSchema((z) => {
+    const upstream = z.union([z.string(), routeUpstreamSchema()]);
+    return {
+      option: upstream,
+      reads: {
+        rewrite: proxySchema().shape.pathRewrite,
+        preserveHost: z.boolean(),
+        ws: z.boolean(),
+        xForwarded: z.boolean(),
+      },
+      gateway: { upstreams: z.record(z.string().regex(UPSTREAM_NAME, { error: 'must start with a letter and have letters, digits, "-" and "_" only' }), upstream) },
+    };
+  }),
   prepare(gateway, shared) {
     const upstreams = gateway.upstreams;
     if (upstreams === undefined) return;

@@ -284,6 +284,7 @@ export const rateLimitFeature: FeatureDescriptor = {
   option: 'rateLimit',
   phase: 'limit',
   upgrade: { apply: true },
+  schemas: defineSchema(() => ({ option: rateLimitSchema() })),
   build(value, scope) {
     const option = `${scope.optionPrefix}rateLimit`;
     const config = resolveOptions(withGatewayErrors(value as RateLimitOptions, option), `${option}.`);

@@ -79,6 +79,7 @@ export function trace(options: TraceOptions = {}, optionPrefix = ''): Middleware
 export const traceFeature: GatewayFeatureDescriptor = {
   option: 'trace',
   phase: 'observe',
+  schemas: defineSchema((z) => ({ option: z.union([z.boolean(), traceSchema()]) })),
   upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
   build: (value) => (value ? { handler: trace(value === true ? {} : (value as TraceOptions), 'trace.') } : {}),
 };

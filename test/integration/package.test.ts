@@ -100,6 +100,12 @@ describe('the packed tarball', () => {
     expect(result.resolved).toBe(`file://${path.join(installed, 'dist', 'index.mjs')}`);
   });
 
+  it('ships the config file JSON Schema as frontdoor-gateway/schema.json', async () => {
+    const result = await nodeJson(['-e', "const s = require('frontdoor-gateway/schema.json'); console.log(JSON.stringify({ type: s.type, routes: Object.keys(s.properties.routes.items.properties) }))"]);
+    expect(result).toMatchObject({ type: 'object' });
+    expect(result.routes).toEqual(expect.arrayContaining(['path', 'upstream', 'auth', 'rateLimit']));
+  });
+
   it('loads the heavy dependencies only for the features that use them', async () => {
     const result = await nodeJson([
       '-e',
