@@ -28,6 +28,11 @@ export interface ResponseFilter {
      * relies on (a format conversion, a field that must be removed). Counted on declared and streamed bytes.
      */
     oversize?: 'stream' | 'fail';
+    /**
+     * Asks for the body of some answers only (a content type the filter converts), once the header filters
+     * ran; the others stream through untouched, as if the filter did not buffer. Defaults to every answer.
+     */
+    when?(response: FilteredResponse, req: IncomingMessage): boolean;
     body(body: Buffer, response: FilteredResponse, req: IncomingMessage): Buffer | Promise<Buffer>;
   };
 }
@@ -56,4 +61,9 @@ export function bufferLimit(filters: readonly ResponseFilter[] | undefined): num
 /** True when a filter that wants the body must not let an oversized answer through unchanged. */
 export function failsOversize(filters: readonly ResponseFilter[] | undefined): boolean {
   return (filters ?? []).some((filter) => filter.buffer?.oversize === 'fail');
+}
+
+/** The filters that want this answer's body: those with a `buffer` whose `when` (if any) agrees. */
+export function bodyFilters(filters: readonly ResponseFilter[], response: FilteredResponse, req: IncomingMessage): ResponseFilter[] {
+  return filters.filter((filter) => filter.buffer !== undefined && (filter.buffer.when?.(response, req) ?? true));
 }

@@ -19,7 +19,8 @@ import { scrubResponseHeaders } from './forwarding-headers';
 import { endUpstreamSpan, spanEvent, startUpstreamSpan } from './telemetry';
 import { attemptError, connectTimeoutError, isClientGone, responseTimeoutError } from './upstream-errors';
 import { reportUpstreamResult } from './upstream-observers';
-import { bufferLimit, failsOversize, FilteredResponse, responseFiltersOf } from './response-filters';
+import { bodyFilters, bufferLimit, failsOversize, FilteredResponse, responseFiltersOf } from './response-filters';
+import type { ResponseFilter } from './response-filters';
 import type { TlsOptions, UpstreamPool, UpstreamTarget } from './upstream-pool';
 
 /** Resolved timeouts (ms) and retries of an upstream. */
@@ -156,6 +157,19 @@ export class UpstreamClient {
         }
       }
     });
+    // A policy that refuses the request while its body streams here (bodyLimit) ends the exchange through this.
+    getContext(req).abortUpstream = (err) => {
+      if (exchange.done) return false;
+      this.finish(exchange);
+      if (exchange.gate) req.unpipe(exchange.gate);
+      exchange.proxyReq?.destroy();
+      if (!exchange.responded) {
+        this.pool.release(exchange.target, exchange.trial);
+        this.attemptFailed(req, exchange, err.code);
+      }
+      exchange.fail(err);
+      return true;
+    };
     this.dispatch(req, res, exchange);
   }
 
@@ -258,8 +272,8 @@ export class UpstreamClient {
       proxyRes.statusCode = response.status;
       proxyRes.statusMessage = ''; // the upstream's reason phrase belongs to its own status
     }
-    const limit = bufferLimit(filters);
-    if (limit !== undefined) sendFiltered(req, res, proxyRes, response, limit, exchange.fail);
+    // Self-handled (dispatch saw a filter asking for bodies): the filters that want this answer's body say so now.
+    if (bufferLimit(filters) !== undefined) sendFiltered(req, res, proxyRes, response, bodyFilters(filters, response, req), exchange.fail);
   }
 
   private finish(exchange: Exchange): void {
@@ -370,17 +384,18 @@ export class UpstreamClient {
 }
 
 /**
- * Answers with the upstream's response after the body filters ran on it, buffered up to `limit` bytes. A body
- * over the limit (or one that cannot have a body) streams through as it is.
+ * Answers with the upstream's response after the body filters that want it ran on it, buffered up to their
+ * limit. A body over the limit (or one that cannot have a body, or that no filter wants) streams through as it is.
  */
-function sendFiltered(req: IncomingMessage, res: ServerResponse, proxyRes: IncomingMessage, response: FilteredResponse, limit: number, fail: (err: GatewayError) => void): void {
+function sendFiltered(req: IncomingMessage, res: ServerResponse, proxyRes: IncomingMessage, response: FilteredResponse, filters: readonly ResponseFilter[], fail: (err: GatewayError) => void): void {
   const writeHead = () => {
     res.statusCode = response.status;
     for (const [name, value] of Object.entries(response.headers)) if (value !== undefined) res.setHeader(name, value);
   };
-  const bodiless = req.method === 'HEAD' || response.status === 204 || response.status === 304;
+  const limit = bufferLimit(filters) ?? -1;
+  const bodiless = req.method === 'HEAD' || response.status === 204 || response.status === 304 || filters.length === 0;
   const declared = Number(response.headers['content-length'] ?? NaN);
-  const mustFilter = failsOversize(responseFiltersOf(req));
+  const mustFilter = failsOversize(filters);
   const oversize = () => {
     proxyRes.destroy();
     fail(new GatewayError('ERR_UPSTREAM_BAD_RESPONSE', { detail: `The upstream's answer is larger than the ${limit} bytes this route can transform.` }));
@@ -407,7 +422,7 @@ function sendFiltered(req: IncomingMessage, res: ServerResponse, proxyRes: Incom
   };
   const onEnd = () => {
     let body: Promise<Buffer> = Promise.resolve(Buffer.concat(chunks));
-    for (const filter of responseFiltersOf(req) ?? []) {
+    for (const filter of filters) {
       const buffered = filter.buffer;
       if (buffered) body = body.then((current) => buffered.body(current, response, req));
     }

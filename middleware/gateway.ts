@@ -319,7 +319,9 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   const methods = route.methods === undefined ? undefined : compileMethods(route.methods, `${prefix}methods`);
   const hosts = route.host === undefined ? undefined : compileHosts(route.host, `${prefix}host`);
   const values = route as unknown as Record<string, unknown>;
-  const features = ROUTE_FEATURES.filter((feature) => values[feature.option] !== undefined).sort((a, b) => (PHASE_ORDER.get(a.phase) ?? 0) - (PHASE_ORDER.get(b.phase) ?? 0));
+  // A feature listing its own option among its gatewayOptions takes the gateway's value as the default of every route (bodyLimit).
+  const valueOf = (feature: (typeof ROUTE_FEATURES)[number]) => values[feature.option] ?? (feature.gatewayOptions?.includes(feature.option) ? gatewayOptions[feature.option] : undefined);
+  const features = ROUTE_FEATURES.filter((feature) => valueOf(feature) !== undefined).sort((a, b) => (PHASE_ORDER.get(a.phase) ?? 0) - (PHASE_ORDER.get(b.phase) ?? 0));
   const finals = features.filter((feature) => feature.phase === 'final');
   if (finals.length === 0) throw new ConfigError(`Missing "${prefix}upstream". Example: upstream: 'http://127.0.0.1:4001' (or app: true to hand the request back to the app after the route's policies).`);
   if (finals.length > 1) throw new ConfigError(`"${prefix.slice(0, -1)}" has more than one final handler (${finals.map((feature) => `"${feature.option}"`).join(', ')}); choose one.`);
@@ -346,7 +348,7 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build
   const scope = { optionPrefix: prefix, routeName: compiled.name, methods: methods ? [...methods].sort() : undefined, hosts: route.host === undefined ? undefined : [route.host].flat(), route: values, gateway: gatewayOptions, shared };
   const built = features.flatMap((feature) => {
-    const parts = issues.collect(() => feature.build(values[feature.option], scope));
+    const parts = issues.collect(() => feature.build(valueOf(feature), scope));
     if (!parts) return [];
     compiled.parts.push(parts);
     return [{ feature, parts, phase: PHASE_ORDER.get(parts.phase ?? feature.phase) ?? 0 }];
