@@ -1,0 +1,142 @@
+/**
+ * bodyLimit(): the largest request body a route accepts. A declared Content-Length over the limit is a 413
+ * before anything is read or forwarded; a chunked body is counted as it streams (never buffered), and the
+ * chunk that passes the limit ends the exchange: the upstream's request is aborted, so it never gets a
+ * complete body, and the client gets the 413.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ByteSize } from '../lib/byte-size';
+import { parseByteSize } from '../lib/byte-size';
+import { getContext } from '../lib/context';
+import { ConfigError, GatewayError } from '../lib/errors';
+import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
+import { withGatewayErrors } from '../lib/pipeline';
+import { respondOrNext, sendProblem } from '../lib/problem';
+import { consumedBody } from '../lib/request-body';
+import { byteSize, defineSchema, errorMode, parseOptions } from '../lib/schema';
+
+export interface BodyLimitSettings {
+  /** The largest body accepted, in bytes or as a string: `'1mb'`, `'512kb'`. Required. */
+  max: ByteSize;
+  /**
+   * Answer a refused body as problem+json (`'respond'`, the default) or hand the error to `next(err)`. A chunked
+   * body that passes the limit once the request went on to the proxy is answered through the proxy's `onError`;
+   * in front of other handlers it is answered as problem+json, since they already have the request.
+   */
+  onError?: ErrorMode;
+}
+
+/**
+ * A size (`'1mb'`, `1048576`), or `{ max, onError }`. In a route, `false` turns the gateway's default
+ * `bodyLimit` off for that route.
+ */
+export type BodyLimitOptions = ByteSize | BodyLimitSettings | false;
+
+const settingsSchema = defineSchema((z) =>
+  z.strictObject({ max: byteSize(z), onError: errorMode(z).default('respond') }, { error: `must be a size like '1mb', or an object like { max: '1mb' }.` }),
+);
+
+/** Refusals carry `Connection: close`: the rest of the body is not read, so the connection cannot be reused. */
+function tooLarge(max: number): GatewayError {
+  return new GatewayError('ERR_BODY_TOO_LARGE', { detail: `The request body is larger than ${max} bytes.`, headers: { Connection: 'close' } });
+}
+
+/**
+ * @example
+ * app.use('/api/uploads', bodyLimit('10mb'), proxy({ target: 'http://127.0.0.1:4001' }));
+ * app.use('/api/orders', bodyLimit({ max: '64kb' }), proxy({ target: 'http://127.0.0.1:4002' }));
+ */
+export function bodyLimit(options: BodyLimitOptions, optionPrefix = ''): Middleware {
+  if (options === false) return function noBodyLimit(_req, _res, next) {
+    next();
+  };
+  const name = optionPrefix ? optionPrefix.slice(0, -1) : 'bodyLimit';
+  const settings = options !== null && typeof options === 'object' ? parseOptions(settingsSchema(), options, optionPrefix) : { max: parseByteSize(options, name), onError: 'respond' as const };
+  const { max, onError } = settings;
+
+  return function bodyLimitMiddleware(req, res, next) {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > max) return respondOrNext(onError, req, res, next, tooLarge(max));
+    if (req.readableEnded) {
+      // A body parser before us read it: its size is known.
+      let size = 0;
+      try {
+        size = consumedBody(req)?.bytes.length ?? 0;
+      } catch {
+        // Not forwardable: the proxy says so; the size is not this middleware's business then.
+      }
+      if (size > max) return respondOrNext(onError, req, res, next, tooLarge(max));
+    } else if (req.headers['transfer-encoding'] !== undefined) {
+      // Without Content-Length the size is known only by counting (with one, Node's parser holds the body to it).
+      countAsItStreams(req, res, max);
+    }
+    next();
+  };
+}
+
+/**
+ * Counts the body's bytes once something reads it, without reading it ourselves (a 'data' listener added now
+ * would start the flow before the proxy is connected, and the bytes would be lost). The counter goes on just
+ * before the first reader's listener, so it sees each chunk first.
+ */
+function countAsItStreams(req: IncomingMessage, res: ServerResponse, max: number): void {
+  let size = 0;
+  const stop = () => {
+    req.off('newListener', arm);
+    req.off('data', count);
+  };
+  const count = (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= max) return;
+    stop();
+    const err = tooLarge(max);
+    // Streaming to an upstream: the upstream client aborts that request and answers through its error path.
+    if (getContext(req, res).abortUpstream?.(err)) return;
+    // Another reader (the app's own handlers): stop feeding it, and answer here.
+    req.unpipe();
+    req.pause();
+    sendProblem(req, res, err);
+  };
+  function arm(event: string | symbol): void {
+    if (event !== 'data' && event !== 'readable') return;
+    req.off('newListener', arm);
+    req.on('data', count);
+  }
+  if (req.readableFlowing) req.on('data', count);
+  else req.on('newListener', arm);
+  res.once('close', stop);
+}
+
+/**
+ * The route option `bodyLimit`, and the gateway option of the same name: the default of every route without
+ * its own (`false` in a route turns it off there). In admit, before authentication: a huge body is refused
+ * before anything else runs.
+ */
+export const bodyLimitFeature: FeatureDescriptor = {
+  option: 'bodyLimit',
+  gatewayOptions: ['bodyLimit'],
+  phase: 'admit',
+  upgrade: { apply: false, reason: 'A WebSocket handshake has no request body; what follows it is frames of the upstream protocol, not an HTTP body.' },
+  prepare(gateway) {
+    // The gateway's default is checked once here, with its own name, rather than once per route inheriting it.
+    if (gateway.bodyLimit !== undefined) bodyLimit(inRoute(gateway.bodyLimit, 'bodyLimit'), 'bodyLimit.');
+  },
+  build(value, scope) {
+    if (scope.route.bodyLimit === undefined) {
+      try {
+        return { handler: bodyLimit(inRoute(value, 'bodyLimit'), 'bodyLimit.') };
+      } catch (err) {
+        if (err instanceof ConfigError) return {}; // reported by prepare()
+        throw err;
+      }
+    }
+    return { handler: bodyLimit(inRoute(value, `${scope.optionPrefix}bodyLimit`), `${scope.optionPrefix}bodyLimit.`) };
+  },
+};
+
+/** A route's (or the gateway's) value as settings, with the gateway answering errors. */
+function inRoute(value: unknown, option: string): BodyLimitOptions {
+  if (value === false) return false;
+  if (value === null || typeof value !== 'object') return { max: parseByteSize(value, option), onError: 'next' };
+  return withGatewayErrors(value as BodyLimitSettings, option);
+}
