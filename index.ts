@@ -5,13 +5,16 @@
 export { proxy } from './middleware/proxy';
 export type { ProxyOptions, ProxyMiddleware, PathRewrite, ErrorMode } from './middleware/proxy';
 export { gateway } from './middleware/gateway';
-export type { Gateway, GatewayEvents, GatewayOptions, RouteOptions, RouteUpstreamOptions, AttachOptions } from './middleware/gateway';
+export type { Gateway, GatewayEvents, GatewayOptions, RouteOptions, RouteUpstreamOptions, AttachOptions, ReloadOptions } from './middleware/gateway';
+export type { FromFileOptions, FileGateway } from './middleware/gateway-file';
+export { gatewayJsonSchema } from './middleware/gateway-schema';
 export { requestId } from './middleware/request-id';
 export { problemHandler } from './middleware/problem-handler';
 export { keepRawBody } from './lib/request-body';
 export { addResponseFilter } from './lib/response-filters';
 export type { ResponseFilter, FilteredResponse } from './lib/response-filters';
-export { loadConfig } from './lib/config-file';
+export { loadConfig, readConfig } from './lib/config-file';
+export type { ConfigFile } from './lib/config-file';
 export { GatewayError, ConfigError } from './lib/errors';
 export type { GatewayErrorCode } from './lib/errors';
 export { sendProblem } from './lib/problem';

@@ -152,6 +152,10 @@ export interface ConfigIssue {
   path: string;
   /** What is wrong and, where it helps, the fix. */
   message: string;
+  /** The config file the option is in, and the line and column (1-based) of its value, for options read from a file. */
+  file?: string;
+  line?: number;
+  column?: number;
 }
 
 /** Thrown at construction time for unusable options; the message names the option and the fix. */

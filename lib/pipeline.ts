@@ -108,6 +108,8 @@ export interface GatewayFeatureDescriptor {
   build(value: unknown, shared: SharedParts): FeatureParts & {
     /** Called with every pool of the gateway once the routes are built. */
     watchPools?(pools: UpstreamPool[]): void;
+    /** Told of each reload of the gateway: by the new table's observers when applied, the old one's when it failed. */
+    reloaded?(outcome: 'applied' | 'failed'): void;
   };
 }
 

@@ -26,9 +26,12 @@ export function defineSchema<T>(build: (z: Z) => T): () => T {
   };
 }
 
+/** The duration schemas made by duration(), so a config file's bare numbers can be found (durationsWithoutUnit). */
+const DURATIONS = new WeakSet<object>();
+
 /** A duration: ms as a number or a string like `'30s'`; resolves to ms. */
 export function duration(z: Z) {
-  return z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const schema = z.union([z.number(), z.string()]).transform((value, ctx) => {
     const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue);
     if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
       ctx.addIssue({ code: 'custom', message: `must be a duration in ms or a string like '30s' or '1m'; received ${JSON.stringify(value)}.` });
@@ -36,6 +39,40 @@ export function duration(z: Z) {
     }
     return parsed;
   });
+  DURATIONS.add(schema);
+  return schema;
+}
+
+/**
+ * The option paths where `value` gives a duration as a bare number. Code may say `timeout: 5000`; a file
+ * should say `5s`, since `timeout: 10` meant as seconds would be 10 ms and time every request out.
+ */
+export function durationsWithoutUnit(schema: Zod.ZodType, value: unknown, path = ''): string[] {
+  if (DURATIONS.has(schema)) return typeof value === 'number' ? [path] : [];
+  const def = schema._zod.def as Def;
+  switch (def.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+      return durationsWithoutUnit(def.innerType as Zod.ZodType, value, path);
+    case 'pipe':
+      return durationsWithoutUnit(def.in as Zod.ZodType, value, path);
+    case 'union': {
+      // The first branch that accepts the value is the one it was meant for.
+      const branch = (def.options ?? []).find((option) => option.safeParse(value).success);
+      return branch ? durationsWithoutUnit(branch, value, path) : [];
+    }
+  }
+  if (!value || typeof value !== 'object') return [];
+  const join = (key: string | number) => (typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key);
+  if (def.type === 'object' && def.shape) {
+    return Object.entries(value).flatMap(([key, item]) => (def.shape?.[key] ? durationsWithoutUnit(def.shape[key], item, join(key)) : []));
+  }
+  if (def.type === 'array' && def.element && Array.isArray(value)) return value.flatMap((item, index) => durationsWithoutUnit(def.element as Zod.ZodType, item, join(index)));
+  if (def.type === 'record' && def.valueType) return Object.entries(value).flatMap(([key, item]) => durationsWithoutUnit(def.valueType as Zod.ZodType, item, join(key)));
+  return [];
 }
 
 /** A size: bytes as a number or a string like `'1mb'`; resolves to bytes. */

@@ -15,6 +15,15 @@ interface Entry {
 
 export class SharedParts {
   private readonly entries = new Map<string, Entry>();
+  /** Keys of entries taken over from `previous` (they stay open when the previous table is retired). */
+  private readonly adopted = new Set<string>();
+
+  /**
+   * `previous`: the parts of the table this one replaces (a reload). A part asked for with the same name and
+   * fingerprint is taken over instead of created, so rate-limit counters, key caches, pools with their target
+   * health, and cache entries survive a reload that did not change them.
+   */
+  constructor(private readonly previous?: SharedParts) {}
 
   /**
    * The part of `kind` called `name`: created by `create` the first time, returned again when the
@@ -29,6 +38,12 @@ export class SharedParts {
         throw new ConfigError(`${describe} shares the ${kind} ${JSON.stringify(name)} with ${entry.owner} but with other options; give it its own name or the same options.`);
       }
       return entry.value as T;
+    }
+    const inherited = this.previous?.entries.get(key);
+    if (inherited && inherited.fingerprint === print) {
+      this.entries.set(key, { ...inherited, owner });
+      this.adopted.add(key);
+      return inherited.value as T;
     }
     const value = create();
     this.entries.set(key, { fingerprint: print, owner, value, close: close ? () => close(value) : undefined });
@@ -45,6 +60,25 @@ export class SharedParts {
     const closing = [...this.entries.values()].map((entry) => entry.close?.());
     this.entries.clear();
     await Promise.all(closing);
+  }
+
+  /** For a table that failed to build: closes what it created; what it took over still serves the previous table. */
+  async discard(): Promise<void> {
+    const closing = [...this.entries].filter(([key]) => !this.adopted.has(key)).map(([, entry]) => entry.close?.());
+    this.entries.clear();
+    await Promise.all(closing);
+  }
+
+  /** Closes the parts that `successor` did not take over: what only this (retired) table used. */
+  async closeExcept(successor: SharedParts): Promise<void> {
+    const closing = [...this.entries].filter(([key]) => !successor.adopted.has(key) || successor.entries.get(key)?.value !== this.entries.get(key)?.value).map(([, entry]) => entry.close?.());
+    this.entries.clear();
+    await Promise.all(closing);
+  }
+
+  /** How many parts were taken over from the previous table (for the reload log line). */
+  get carriedOver(): number {
+    return this.adopted.size;
   }
 }
 

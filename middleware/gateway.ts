@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { UpstreamPool } from '../lib/upstream-pool';
 import type { Duplex } from 'node:stream';
-import { getContext, upstreamPlan } from '../lib/context';
+import { getContext, onResponseClose, upstreamPlan } from '../lib/context';
 import { ConfigError, ConfigIssues, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
 import { dropSegments, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
@@ -23,6 +23,7 @@ import { compileRoutePath, matchesSegments, paramsOf, RoutePath } from '../lib/r
 import { consoleLogger } from '../lib/log';
 import { refuseUpgrade, serveUpgradeAsHttp, serverOf, upgradeResponse } from '../lib/upgrade';
 import { GATEWAY_FEATURES, GatewayFeatureOptions, ROUTE_FEATURES, RouteFeatureOptions } from './features';
+import { gatewayFromFile } from './gateway-file';
 
 export type { RouteUpstreamOptions } from './proxy';
 
@@ -112,8 +113,28 @@ export interface Gateway {
    * function that detaches the listener.
    */
   attach(server: Server, options?: AttachOptions): () => void;
-  /** Frees timers, sockets and store connections of every route. */
+  /**
+   * Replaces the route table without a restart: the new table is built and checked in full, then swapped in
+   * at once. Requests in flight finish on the old table; what only the old table held (pools, timers, Redis
+   * clients) is closed once they did. Parts whose options did not change are kept: rate-limit counters, key
+   * caches, pools with their target health, cache entries. Invalid options reject with a ConfigError and the
+   * old table keeps serving (`lastReloadError` holds the error until a reload succeeds).
+   */
+  reload(options: GatewayOptions, reloadOptions?: ReloadOptions): Promise<void>;
+  /** The ConfigError of the last reload when it failed (the previous table kept serving); undefined after a successful one. */
+  readonly lastReloadError: ConfigError | undefined;
+  /** Frees timers, sockets and store connections of every route (of tables still draining too). */
   close(): Promise<void>;
+  /** @internal Lets gateway.fromFile() report a file that did not check out as the last reload's error. */
+  [REPORT_RELOAD_ERROR](error: ConfigError, counted: boolean): void;
+}
+
+/** @internal */
+export const REPORT_RELOAD_ERROR = Symbol('frontdoor.reportReloadError');
+
+export interface ReloadOptions {
+  /** How long requests in flight on the replaced table may take before what it held is closed anyway. Defaults to 30 s. */
+  drainTimeout?: number;
 }
 
 export interface AttachOptions {
@@ -133,76 +154,13 @@ export interface AttachOptions {
  * ] }));
  */
 export function gateway(options: GatewayOptions): Gateway {
-  if (!options || typeof options !== 'object') throw new ConfigError(`gateway() needs options. Example: gateway({ routes: [{ path: '/api/orders', upstream: 'http://127.0.0.1:4001' }] }).`);
-  assertKnownKeys(options, GATEWAY_KEYS);
-  if (!Array.isArray(options.routes)) throw new ConfigError(`"routes" must be an array. Example: routes: [{ path: '/api/orders', upstream: 'http://127.0.0.1:4001' }].`);
-  const errorMode = options.onError ?? 'respond';
-  if (errorMode !== 'respond' && errorMode !== 'next') throw new ConfigError(`"onError" must be 'respond' or 'next'; received ${JSON.stringify(errorMode)}.`);
-  const caseSensitive = options.caseSensitive === true;
-  const pathOptions: PathOptions = { semicolons: options.allowSemicolons === true };
-
-  const shared = new SharedParts();
-  const routes: CompiledRoute[] = [];
-  // Observability wraps every route's pipeline, first: trace → logs and metrics.
-  const observers: Array<ReturnType<(typeof GATEWAY_FEATURES)[number]['build']>> = [];
-  let observe: Middleware[] = [];
-  const closeAll = async () => {
-    await Promise.all([...observers, ...routes.flatMap((route) => route.parts)].map((part) => part.close?.()));
-    await shared.close();
-  };
-  try {
-    for (const feature of GATEWAY_FEATURES) {
-      const value = (options as unknown as Record<string, unknown>)[feature.option];
-      if (value !== undefined) observers.push(feature.build(value, shared));
-    }
-    observe = observers.flatMap((part) => (part.handler ? [part.handler] : []));
-    // Every mistake of the table is reported at once, each with its path: a table is fixed in one round.
-    const issues = new ConfigIssues();
-    for (const feature of ROUTE_FEATURES) issues.collect(() => feature.prepare?.(options as unknown as Record<string, unknown>, shared));
-    options.routes.forEach((route, index) => {
-      issues.collect(() => compileRoute(route, `routes[${index}].`, caseSensitive, options as unknown as Record<string, unknown>, shared, routes, issues));
-    });
-    issues.throwIfAny();
-    for (const route of routes) route.handlers.unshift(...observe);
-  } catch (err) {
-    void closeAll();
-    throw err;
-  }
-  const pools = routes.flatMap((route) => route.parts.flatMap((part) => (part.pool ? [part.pool] : [])));
-  for (const observer of observers) observer.watchPools?.(pools);
-  const events = reportPoolEvents(routes);
-  // Most specific first: the deepest path, then literal segments before parameters, then the longest literal prefix.
-  routes.sort((a, b) => b.segments - a.segments || b.path.literals - a.path.literals || b.prefix.length - a.prefix.length);
-  const seen = new Map<string, string>();
-  for (const route of routes) {
-    const twin = seen.get(route.key);
-    if (twin !== undefined) {
-      void closeAll();
-      throw new ConfigError(`routes "${twin}" and "${route.name}" have the same path, methods and host; the second would never match.`);
-    }
-    seen.set(route.key, route.name);
-  }
-
-  function match(path: string, req: IncomingMessage): CompiledRoute | undefined {
-    const candidate = caseSensitive ? path : path.toLowerCase();
-    const method = req.method ?? 'GET';
-    let hostname: string | undefined;
-    for (const route of routes) {
-      const { prefix } = route;
-      if (!candidate.startsWith(prefix)) continue;
-      if (route.path.hasParams) {
-        if (!matchesSegments(candidate, route.path)) continue;
-      } else if (candidate.length !== prefix.length && candidate.charCodeAt(prefix.length) !== 47 /* '/' */) continue;
-      if (route.methods && !route.methods.has(method)) continue;
-      if (route.hosts) {
-        hostname ??= hostnameOf(req);
-        const host = hostname;
-        if (!route.hosts.some((test) => test(host))) continue;
-      }
-      return route;
-    }
-    return undefined;
-  }
+  let table = buildTable(options);
+  const events = new EventEmitter<GatewayEvents>();
+  let unwireEvents = wirePoolEvents(table.routes, events);
+  /** Tables replaced by a reload, until their requests in flight finished and what only they held is closed. */
+  const retiring = new Set<Promise<void>>();
+  let lastReloadError: ConfigError | undefined;
+  let closed = false;
 
   /**
    * Route paths are relative to where the gateway is mounted: under `app.use('/api', gw)`, the route
@@ -211,53 +169,43 @@ export function gateway(options: GatewayOptions): Gateway {
   let mountChecked = false;
   function warnAboutMountPath(mountPath: string): void {
     mountChecked = true;
-    const mount = caseSensitive ? mountPath : mountPath.toLowerCase();
-    for (const route of routes) {
+    const mount = table.caseSensitive ? mountPath : mountPath.toLowerCase();
+    for (const route of table.routes) {
       if (route.prefix === mount || route.prefix.startsWith(`${mount}/`)) {
         consoleLogger.warn(`frontdoor: route "${route.name}" starts with the gateway's mount path "${mountPath}". Route paths are relative to the mount path, so it matches ${mountPath}${route.prefix || '/'}; write it as "${route.prefix.slice(mount.length) || '/'}" (docs/gateway.md#matching).`);
       }
     }
   }
 
-  /** The route a (normalised or refused) target concerns; a refused path is matched as a lenient upstream would read it. */
-  function routeFor(target: ReturnType<typeof normaliseTarget>, req: IncomingMessage): CompiledRoute | undefined {
-    if (target.ok) return match(target.match ?? target.path, req);
-    return match(target.lenient, req) ?? match(target.pathname, req);
-  }
-
-  /** The path the upstream gets: the matched one, without the prefix when `stripPath`. */
-  function forwardPath(route: CompiledRoute, path: string, mountPath: string): string {
-    return route.stripPath ? dropSegments(path, route.segments) : mountPath + path;
-  }
-
   const router = function gatewayDispatch(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
-    const target = normaliseTarget(req.url ?? '/', pathOptions);
-    const route = routeFor(target, req);
+    // One table for the whole request: a reload swaps the pointer, this request finishes on the table it started on.
+    const current = table;
+    const target = normaliseTarget(req.url ?? '/', current.pathOptions);
+    const route = routeFor(current, target, req);
     if (!route) return next();
     const context = getContext(req, res);
     context.route = route.name;
+    current.inFlight++;
+    onResponseClose(context, res, current.requestEnded);
+    const fail = (err: unknown) => respondOrNext(current.errorMode, req, res, next, err);
     if (!target.ok) {
       // Refused before the route's policies, but still traced, counted and logged: probes must leave a trace.
-      const refuse = () => fail(req, res, next, new GatewayError('ERR_BAD_PATH', { detail: target.reason }));
-      return runPipeline(observe, req, res, refuse);
+      return runPipeline(current.observe, req, res, () => fail(new GatewayError('ERR_BAD_PATH', { detail: target.reason })));
     }
     const mountPath = mountPathOf(req);
     if (mountPath !== '' && !mountChecked) warnAboutMountPath(mountPath);
     if (route.path.hasParams) context.params = paramsOf(target.match ?? target.path, route.path);
     upstreamPlan(context).url = forwardPath(route, target.path, mountPath) + target.search;
-    runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : fail(req, res, next, err)));
+    runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : fail(err)));
   } as Gateway;
-
-  function fail(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void, err: unknown): void {
-    respondOrNext(errorMode, req, res, next, err);
-  }
 
   /** Runs a `ws: true` route's policies on an upgrade, then proxies it; false when no route takes it. */
   function upgradeRoute(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const target = normaliseTarget(req.url ?? '/', pathOptions);
+    const current = table;
+    const target = normaliseTarget(req.url ?? '/', current.pathOptions);
     // The most specific route decides, as for requests: a `ws: true` route on `/` must not take an upgrade
     // for `/admin/x` that the (authenticated, non-ws) `/admin` route owns.
-    const route = routeFor(target, req);
+    const route = routeFor(current, target, req);
     if (!route?.upgrade) return false;
     socket.on('error', () => undefined);
     const context = getContext(req);
@@ -303,12 +251,189 @@ export function gateway(options: GatewayOptions): Gateway {
     };
   };
 
+  router.reload = async function reloadGateway(next: GatewayOptions, reloadOptions: ReloadOptions = {}): Promise<void> {
+    if (closed) throw new ConfigError('reload() was called on a closed gateway.');
+    const startedAt = performance.now();
+    let fresh: Table;
+    try {
+      fresh = buildTable(next, table.shared);
+    } catch (err) {
+      if (err instanceof ConfigError) lastReloadError = err;
+      for (const observer of table.observers) observer.reloaded?.('failed');
+      throw err;
+    }
+    const old = table;
+    table = fresh;
+    lastReloadError = undefined;
+    unwireEvents();
+    unwireEvents = wirePoolEvents(fresh.routes, events);
+    for (const observer of fresh.observers) observer.reloaded?.('applied');
+    consoleLogger.info(`frontdoor: configuration reloaded (${fresh.routes.length} routes, ${fresh.shared.carriedOver} shared parts kept) in ${Math.round(performance.now() - startedAt)} ms; the previous table drains its ${old.inFlight} requests in flight.`);
+    const retired = retire(old, fresh, reloadOptions.drainTimeout ?? DEFAULT_DRAIN_MS);
+    retiring.add(retired);
+    void retired.finally(() => retiring.delete(retired));
+  };
+
   router.close = async function closeGateway(): Promise<void> {
+    closed = true;
+    unwireEvents();
     events.removeAllListeners();
-    await closeAll();
+    await Promise.all([...retiring, closeTable(table)]);
   };
   Object.defineProperty(router, 'events', { value: events, enumerable: true });
+  Object.defineProperty(router, 'lastReloadError', { get: () => lastReloadError, enumerable: true });
+  // `counted`: reload() itself failed and already told the observers.
+  router[REPORT_RELOAD_ERROR] = (error: ConfigError, counted: boolean) => {
+    lastReloadError = error;
+    if (!counted) for (const observer of table.observers) observer.reloaded?.('failed');
+  };
   return router;
+}
+
+/**
+ * Builds a gateway from a YAML or JSON config file, checked against the file's lines; `{ watch: true }`
+ * reloads it when the file changes. See middleware/gateway-file.ts.
+ */
+gateway.fromFile = gatewayFromFile;
+
+/** How long a replaced table may take to finish its requests before what only it held is closed anyway. */
+const DEFAULT_DRAIN_MS = 30_000;
+
+/** A built route table: what a reload swaps in one step. */
+interface Table {
+  routes: CompiledRoute[];
+  /** The observability handlers (trace, metrics, access log) that wrap every route. */
+  observe: Middleware[];
+  observers: GatewayParts[];
+  shared: SharedParts;
+  caseSensitive: boolean;
+  pathOptions: PathOptions;
+  errorMode: ErrorMode;
+  /** Requests that matched a route of this table and have not closed yet. */
+  inFlight: number;
+  requestEnded: () => void;
+  /** Called when `inFlight` drops to 0 (set while the table is retiring). */
+  drained: (() => void) | undefined;
+}
+
+type GatewayParts = ReturnType<(typeof GATEWAY_FEATURES)[number]['build']>;
+
+/**
+ * Validates `options` and builds every route's pipeline. `previous`: the shared parts of the table this one
+ * replaces, taken over where unchanged. On a mistake, closes what it built and throws one ConfigError with
+ * every mistake found.
+ */
+function buildTable(options: GatewayOptions, previous?: SharedParts): Table {
+  if (!options || typeof options !== 'object') throw new ConfigError(`gateway() needs options. Example: gateway({ routes: [{ path: '/api/orders', upstream: 'http://127.0.0.1:4001' }] }).`);
+  assertKnownKeys(options, GATEWAY_KEYS);
+  if (!Array.isArray(options.routes)) throw new ConfigError(`"routes" must be an array. Example: routes: [{ path: '/api/orders', upstream: 'http://127.0.0.1:4001' }].`);
+  const errorMode = options.onError ?? 'respond';
+  if (errorMode !== 'respond' && errorMode !== 'next') throw new ConfigError(`"onError" must be 'respond' or 'next'; received ${JSON.stringify(errorMode)}.`);
+  const caseSensitive = options.caseSensitive === true;
+  const shared = new SharedParts(previous);
+  const routes: CompiledRoute[] = [];
+  // Observability wraps every route's pipeline, first: trace → logs and metrics.
+  const observers: GatewayParts[] = [];
+  const discard = () => {
+    void Promise.all([...observers, ...routes.flatMap((route) => route.parts)].map((part) => part.close?.())).then(() => shared.discard());
+  };
+  try {
+    for (const feature of GATEWAY_FEATURES) {
+      const value = (options as unknown as Record<string, unknown>)[feature.option];
+      if (value !== undefined) observers.push(feature.build(value, shared));
+    }
+    const observe = observers.flatMap((part) => (part.handler ? [part.handler] : []));
+    // Every mistake of the table is reported at once, each with its path: a table is fixed in one round.
+    const issues = new ConfigIssues();
+    for (const feature of ROUTE_FEATURES) issues.collect(() => feature.prepare?.(options as unknown as Record<string, unknown>, shared));
+    options.routes.forEach((route, index) => {
+      issues.collect(() => compileRoute(route, `routes[${index}].`, caseSensitive, options as unknown as Record<string, unknown>, shared, routes, issues));
+    });
+    issues.throwIfAny();
+    for (const route of routes) route.handlers.unshift(...observe);
+    // Most specific first: the deepest path, then literal segments before parameters, then the longest literal prefix.
+    routes.sort((a, b) => b.segments - a.segments || b.path.literals - a.path.literals || b.prefix.length - a.prefix.length);
+    const seen = new Map<string, string>();
+    for (const route of routes) {
+      const twin = seen.get(route.key);
+      if (twin !== undefined) throw new ConfigError(`routes "${twin}" and "${route.name}" have the same path, methods and host; the second would never match.`);
+      seen.set(route.key, route.name);
+    }
+    const pools = [...new Set(routes.flatMap((route) => route.parts.flatMap((part) => (part.pool ? [part.pool] : []))))];
+    for (const observer of observers) observer.watchPools?.(pools);
+    const table: Table = {
+      routes,
+      observe,
+      observers,
+      shared,
+      caseSensitive,
+      pathOptions: { semicolons: options.allowSemicolons === true },
+      errorMode,
+      inFlight: 0,
+      drained: undefined,
+      requestEnded: () => {
+        if (--table.inFlight === 0) table.drained?.();
+      },
+    };
+    return table;
+  } catch (err) {
+    discard();
+    throw err;
+  }
+}
+
+/** Closes a table's route parts, observers and shared parts. */
+async function closeTable(table: Table): Promise<void> {
+  await Promise.all([...table.observers, ...table.routes.flatMap((route) => route.parts)].map((part) => part.close?.()));
+  await table.shared.close();
+}
+
+/** Waits for a replaced table's requests (at most `drainMs`), then closes what `successor` did not take over. */
+async function retire(old: Table, successor: Table, drainMs: number): Promise<void> {
+  if (old.inFlight > 0) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, drainMs);
+      timer.unref();
+      old.drained = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+  await Promise.all([...old.observers, ...old.routes.flatMap((route) => route.parts)].map((part) => part.close?.()));
+  await old.shared.closeExcept(successor.shared);
+}
+
+/** The route a (normalised or refused) target concerns; a refused path is matched as a lenient upstream would read it. */
+function routeFor(table: Table, target: ReturnType<typeof normaliseTarget>, req: IncomingMessage): CompiledRoute | undefined {
+  if (target.ok) return match(table, target.match ?? target.path, req);
+  return match(table, target.lenient, req) ?? match(table, target.pathname, req);
+}
+
+function match(table: Table, path: string, req: IncomingMessage): CompiledRoute | undefined {
+  const candidate = table.caseSensitive ? path : path.toLowerCase();
+  const method = req.method ?? 'GET';
+  let hostname: string | undefined;
+  for (const route of table.routes) {
+    const { prefix } = route;
+    if (!candidate.startsWith(prefix)) continue;
+    if (route.path.hasParams) {
+      if (!matchesSegments(candidate, route.path)) continue;
+    } else if (candidate.length !== prefix.length && candidate.charCodeAt(prefix.length) !== 47 /* '/' */) continue;
+    if (route.methods && !route.methods.has(method)) continue;
+    if (route.hosts) {
+      hostname ??= hostnameOf(req);
+      const host = hostname;
+      if (!route.hosts.some((test) => test(host))) continue;
+    }
+    return route;
+  }
+  return undefined;
+}
+
+/** The path the upstream gets: the matched one, without the prefix when `stripPath`. */
+function forwardPath(route: CompiledRoute, path: string, mountPath: string): string {
+  return route.stripPath ? dropSegments(path, route.segments) : mountPath + path;
 }
 
 /** Builds a route's pipeline from the feature registry, phase by phase; pushes it on `routes` as soon as it holds parts to close. */
@@ -365,18 +490,29 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   return compiled;
 }
 
-/** One channel per gateway for its pools' ejections and recoveries (a pool shared by routes reports once). */
-function reportPoolEvents(routes: CompiledRoute[]): EventEmitter<GatewayEvents> {
-  const events = new EventEmitter<GatewayEvents>();
+/**
+ * Reports a table's pool ejections and recoveries on the gateway's channel (a pool shared by routes reports
+ * once, naming them all); returns what stops it, for a reload.
+ */
+function wirePoolEvents(routes: CompiledRoute[], events: EventEmitter<GatewayEvents>): () => void {
   const routesOf = new Map<UpstreamPool, string[]>();
   for (const route of routes) {
     for (const part of route.parts) if (part.pool) routesOf.set(part.pool, [...(routesOf.get(part.pool) ?? []), route.name]);
   }
+  const unwire: Array<() => void> = [];
   for (const [pool, names] of routesOf) {
-    pool.on('eject', (target, cooldownMs) => events.emit('upstream.ejected', { target: target.href, cooldownMs, routes: names }));
-    pool.on('recover', (target) => events.emit('upstream.recovered', { target: target.href, routes: names }));
+    const onEject = (target: { href: string }, cooldownMs: number) => events.emit('upstream.ejected', { target: target.href, cooldownMs, routes: names });
+    const onRecover = (target: { href: string }) => events.emit('upstream.recovered', { target: target.href, routes: names });
+    pool.on('eject', onEject);
+    pool.on('recover', onRecover);
+    unwire.push(() => {
+      pool.off('eject', onEject);
+      pool.off('recover', onRecover);
+    });
   }
-  return events;
+  return () => {
+    for (const stop of unwire) stop();
+  };
 }
 
 function compileMethods(methods: unknown, option: string): Set<string> {

@@ -40,6 +40,7 @@ export class MetricsRegistry {
   readonly upstreamErrors: Counter;
   readonly rateLimited: Counter;
   readonly problems: Counter;
+  readonly reloads: Counter;
   private readonly serializer: PrometheusSerializer;
   /** Records the upstream attempts of the requests metrics() observes (subscribed per request). */
   readonly onUpstreamResult = (result: UpstreamResult): void => this.recordUpstream(result);
@@ -65,6 +66,7 @@ export class MetricsRegistry {
     this.upstreamErrors = meter.createCounter('frontdoor.upstream.errors', { description: 'Failed upstream attempts (refused, reset, timeout).' });
     this.rateLimited = meter.createCounter('frontdoor.rate_limit.rejections', { description: 'Requests rejected by rate limiting.' });
     this.problems = meter.createCounter('frontdoor.errors', { description: 'Errors answered by the gateway, by code.' });
+    this.reloads = meter.createCounter('frontdoor.config.reloads', { description: 'Configuration reloads, by outcome (applied, failed).' });
   }
 
   /** The registry in Prometheus text exposition format, with the target health gauge. */
@@ -242,6 +244,9 @@ export const metricsFeature: GatewayFeatureDescriptor = {
       watchPools(pools) {
         watched = pools;
         middleware.registry.addPools(pools);
+      },
+      reloaded(outcome) {
+        middleware.registry.reloads.add(1, { outcome });
       },
       close() {
         middleware.registry.removePools(watched);

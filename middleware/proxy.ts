@@ -15,6 +15,7 @@ import { ConfigError, GatewayError } from '../lib/errors';
 import { forwardHeaders } from '../lib/forwarding-headers';
 import { consoleLogger } from '../lib/log';
 import { closest } from '../lib/options';
+import { fingerprint } from '../lib/scope';
 import { normaliseTarget, PathOptions } from '../lib/path';
 import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
 import { respondOrNext } from '../lib/problem';
@@ -313,7 +314,12 @@ export const proxyFeature: FeatureDescriptor = {
       if (!upstream || typeof upstream !== 'object') throw new ConfigError(`"${option}" must be a URL, the name of one of the gateway's "upstreams", or an object with "target" or "targets".`);
       // Forwarding options belong to the route ("stripPath", "rewrite", "ws" …; "onError" to gateway()).
       parseOptions(routeUpstreamSchema(), upstream, `${option}.`);
-      routeProxy = proxy({ ...upstream, ...forwarding }, `${option}.`);
+      // Routes with the same targets and pool options share one pool (one health state, one set of sockets),
+      // and a reload that leaves them unchanged keeps it, with its health and its keep-alive sockets.
+      const pooled = poolOptions(upstream);
+      const print = fingerprint(pooled);
+      const pool = scope.shared.get('pool', print, pooled, `"${option}"`, `"${option}"`, () => new UpstreamPool(pooled, `${option}.`), (shared) => shared.close());
+      routeProxy = proxy({ ...upstream, ...forwarding }, `${option}.`, pool);
     }
     return { handler: routeProxy, upgrade: route.ws === true ? routeProxy.upgrade : undefined, pool: routeProxy.pool, close: () => routeProxy.close() };
   },
