@@ -265,15 +265,11 @@ class Bridge {
     let convert = false;
     let encoded = false;
     let charset: string | undefined;
-    const filter: ResponseFilter = {
+    return {
       headers: (answer) => {
         const media = parseMediaType(answer.headers['content-type']);
-        if (!(jsonClient ? isXmlType(media.type) : isJsonType(media.type))) {
-          // Not the upstream's format (an HTML error page, a JSON 404): it goes through untouched, and streams when
-          // large. The proxy reads `oversize` after the header filters ran, so this still decides it.
-          (filter.buffer as NonNullable<ResponseFilter['buffer']>).oversize = 'stream';
-          return;
-        }
+        // Not the upstream's format (an HTML error page, a JSON 404 from an XML service): untouched, and streamed (`when`).
+        if (!(jsonClient ? isXmlType(media.type) : isJsonType(media.type))) return;
         convert = true;
         charset = media.charset;
         encoded = String(answer.headers['content-encoding'] ?? 'identity').toLowerCase() !== 'identity';
@@ -285,8 +281,8 @@ class Bridge {
       buffer: {
         maxBytes: this.config.limit,
         oversize: 'fail',
+        when: () => convert,
         body: (bytes, answer: FilteredResponse) => {
-          if (!convert) return bytes;
           if (encoded) throw new GatewayError('ERR_UPSTREAM_BAD_RESPONSE', { detail: 'The upstream sent a compressed answer the bridge cannot convert.' });
           if (bytes.length === 0) {
             delete answer.headers['content-type'];
@@ -307,7 +303,6 @@ class Bridge {
         },
       },
     };
-    return filter;
   }
 
   private withNamespace(element: unknown): unknown {
@@ -363,6 +358,7 @@ function weakenEtag(headers: IncomingHttpHeaders): void {
 export const xmlFeature: FeatureDescriptor = {
   option: 'xml',
   phase: 'shapeRequest',
+  schemas: defineSchema(() => ({ option: xmlBridgeSchema() })),
   upgrade: { apply: false, reason: 'A WebSocket handshake has no body to convert and its frames are not XML or JSON documents: the bridge applies to HTTP requests and answers.' },
   build: (value, scope) => {
     if (value === undefined || value === null) throw new ConfigError(`"${scope.optionPrefix}xml" must be an object like { root: 'order' } or { soap: '1.1' }.`);

@@ -41,12 +41,14 @@ describe('xmlBridge()', () => {
   let service: Upstream; // XML and SOAP
   let jsonService: Upstream;
   let canary: Upstream; // must never be called (external entities)
+  let ejected: Upstream; // a second XML service, for the route whose faults eject it
   let app: RunningApp;
   let gw: Gateway;
   const proxies: ProxyMiddleware[] = [];
 
   beforeAll(async () => {
     service = await startXmlUpstream();
+    ejected = await startXmlUpstream();
     canary = await startUpstream({ name: 'canary' });
     jsonService = await startUpstream({
       name: 'json',
@@ -68,10 +70,12 @@ describe('xmlBridge()', () => {
     gw = gateway({
       routes: [
         { path: '/gw/soap', upstream: service.url, rewrite: { '^/gw/soap': '/soap11' }, xml: { soap: { version: '1.1', action: 'urn:orders#GetOrder' }, root: 'GetOrder', namespace: 'urn:orders', arrays: ['order.line'] } },
-        { path: '/gw/fail', upstream: service.url, rewrite: { '^/gw/fail': '/soap11' }, xml: { soap: { version: '1.1', action: 'urn:orders#Fail' }, root: 'GetOrder' } },
+        // SOAP 1.1 services answer faults with HTTP 500, which passive health counts as failures: see docs/xml.md.
+        { path: '/gw/fail', upstream: { target: service.url, health: { passive: false } }, rewrite: { '^/gw/fail': '/soap11' }, xml: { soap: { version: '1.1', action: 'urn:orders#Fail' }, root: 'GetOrder' } },
         { path: '/gw/soap12', upstream: service.url, rewrite: { '^/gw/soap12': '/soap12' }, xml: { soap: { version: '1.2', action: 'urn:orders#GetOrder' }, namespaces: 'strip' } },
         { path: '/gw/soap12-fault', upstream: service.url, rewrite: { '^/gw/soap12-fault': '/soap12' }, xml: { soap: '1.2' } },
         { path: '/gw/not-soap', upstream: service.url, rewrite: { '^/gw/not-soap': '/not-soap' }, xml: { soap: '1.1' } },
+        { path: '/gw/fault-ejects', upstream: ejected.url, rewrite: { '^/gw/fault-ejects': '/soap11' }, xml: { soap: { version: '1.1', action: 'urn:orders#Fail' }, root: 'GetOrder' } },
         { path: '/gw/legacy', upstream: service.url, rewrite: { '^/gw/legacy': '' }, xml: { limit: '4kb' } },
       ],
     });
@@ -92,7 +96,7 @@ describe('xmlBridge()', () => {
     await app.close();
     await gw.close();
     for (const middleware of proxies) await middleware.close();
-    await Promise.all([service.close(), jsonService.close(), canary.close()]);
+    await Promise.all([service.close(), ejected.close(), jsonService.close(), canary.close()]);
   });
 
   describe('a JSON client in front of an XML service', () => {
@@ -334,6 +338,16 @@ describe('xmlBridge()', () => {
     it('turns a SOAP 1.1 Fault into a 502 problem carrying faultcode and faultstring', async () => {
       const problem = expectProblem(await post(app.port, '/gw/fail', 'application/json', JSON.stringify({ id: 7 })), 502, 'ERR_UPSTREAM_FAULT');
       expect(problem).toMatchObject({ faultcode: 'soap:Server', faultstring: 'Order database is offline' });
+    });
+
+    it('keeps answering faults as faults when passive health is off for the SOAP upstream', async () => {
+      for (let i = 0; i < 5; i += 1) expectProblem(await post(app.port, '/gw/fail', 'application/json', JSON.stringify({ id: i })), 502, 'ERR_UPSTREAM_FAULT');
+    });
+
+    it('DOCUMENTS: with passive health on, three faults in a row (HTTP 500) eject the target', async () => {
+      const codes: string[] = [];
+      for (let i = 0; i < 4; i += 1) codes.push(JSON.parse((await post(app.port, '/gw/fault-ejects', 'application/json', JSON.stringify({ id: i }))).body).code);
+      expect(codes).toEqual(['ERR_UPSTREAM_FAULT', 'ERR_UPSTREAM_FAULT', 'ERR_UPSTREAM_FAULT', 'ERR_NO_HEALTHY_UPSTREAM']);
     });
 
     it('speaks SOAP 1.2: the action in the content type, and a 1.2 Fault as the same problem', async () => {
