@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import express from 'express';
-import { SpanKind } from '@opentelemetry/api';
+import { propagation, SpanKind, trace as otelTrace } from '@opentelemetry/api';
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { authenticate, gateway, MetricsRegistry } from '../../index';
 import type { Gateway, GatewayOptions } from '../../index';
@@ -16,7 +16,7 @@ import type { AggregateMiddleware, AggregateOptions } from '../../middleware/agg
 import { listen, rawRequest, RunningApp } from '../helpers/app';
 import { expectProblem } from '../helpers/problem';
 import { hmacSecret, signHmac } from '../helpers/tokens';
-import { startUpstream, Upstream } from '../helpers/upstream';
+import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
 import { sleep, waitFor } from '../helpers/wait';
 
 const secret = hmacSecret();
@@ -150,6 +150,15 @@ describe('aggregate() alone', () => {
     expect(res.headers['partial-response']).toBeUndefined();
     expect(res.body).toEqual({ profile: { id: 'alice', name: 'User alice', segment: 'gold', level: 3 }, orders: { user: 'alice', limit: '5', items: [{ id: 'o-1' }] } });
     expect(Object.keys(res.body)).toEqual(['profile', 'orders']);
+  });
+
+  it('reads Express’s route parameters alone, decoded and encoded again', async () => {
+    const app = await alone({ calls: { profile: { url: `${services.url}/users/{params.id}` } } }, '/home/:id');
+    const before = services.requests.length;
+    const res = await get(app, '/home/a%2Fb');
+    expect(res.status).toBe(200);
+    expect(res.body.profile.id).toBe('a/b');
+    expect(services.requests.slice(before).map((request) => request.url)).toEqual(['/users/a%2Fb']);
   });
 
   it('takes about as long as the slowest call, not the sum', async () => {
@@ -517,6 +526,29 @@ describe('the route option aggregate', () => {
     expect(count(slow.url)).toBe(1);
   });
 
+  it('goes through the shared pool: a refused target is retried on the next one, and keep-alive sockets are reused', async () => {
+    const app = await withGateway({
+      upstreams: { users: { targets: [`http://127.0.0.1:${await closedPort()}`, services.url], health: { passive: { failures: 1 } } } },
+      routes: [{ path: '/home', aggregate: { calls: { a: { upstream: 'users', path: '/users/a' }, b: { upstream: 'users', path: '/users/b' } } } }],
+    });
+    const before = services.connections;
+    for (let i = 0; i < 5; i++) {
+      const res = await get(app, '/home');
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ a: { id: 'a' }, b: { id: 'b' } });
+    }
+    // Two calls at a time need two sockets; the next requests reuse them.
+    expect(services.connections - before).toBeLessThanOrEqual(2);
+  });
+
+  it('passes its answer through the route’s response filters (headers)', async () => {
+    const app = await withGateway({ routes: [{ path: '/home', headers: { response: { set: { 'cache-control': 'private, max-age=5' } } }, aggregate: { calls: { a: { url: `${services.url}/users/a` } } } }] });
+    const res = await get(app, '/home');
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('private, max-age=5');
+    expect(res.body).toEqual({ a: expect.objectContaining({ id: 'a' }) });
+  });
+
   it('refuses a route with both upstream and aggregate, and configuration mistakes with their option path', () => {
     expect(() => gateway({ routes: [{ path: '/x', upstream: services.url, aggregate: { calls: { a: { url: services.url } } } }] })).toThrow(/more than one final handler/);
     expect(() => gateway({ routes: [{ path: '/x', aggregate: { calls: { a: { upstream: 'userz', path: '/' } } } }], upstreams: { users: services.url } })).toThrow(/routes\[0\]\.aggregate\.calls\.a\.upstream.*Did you mean "users"/);
@@ -527,7 +559,11 @@ describe('the route option aggregate', () => {
     const exporter = new InMemorySpanExporter();
     const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
     provider.register();
-    cleanups.push(() => provider.shutdown());
+    cleanups.push(async () => {
+      await provider.shutdown();
+      otelTrace.disable();
+      propagation.disable();
+    });
     const app = await withGateway({ trace: true, routes: [{ path: '/home', name: 'home', aggregate: { calls: { a: { url: `${services.url}/users/a` }, b: { url: `${services.url}/for/{a.segment}`, after: ['a'] } } } }] });
     const res = await get(app, '/home', { 'x-request-id': 'traced-agg' });
     expect(res.status).toBe(200);
