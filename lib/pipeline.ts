@@ -46,6 +46,15 @@ export interface FeatureParts {
   pool?: UpstreamPool;
   /** Runs in this phase instead of the feature's own (a limit by IP alone runs before authentication). */
   phase?: Phase;
+  /**
+   * Wrappers only (descriptors with `wraps`): the route's final handler, wrapped — to choose between it and
+   * the app (cutover), to hand a failed answer back to the app (fallback), or to copy the request to a
+   * candidate and compare (shadow). `final` calls `next()` to hand the request back to the app, `next(err)`
+   * to fail; the wrapper may do the same.
+   */
+  wrapFinal?(final: Middleware): Middleware;
+  /** What the feature lets the gateway change at runtime (cutover's percentage): see Gateway.control(). */
+  control?: unknown;
   /** Releases what the part holds (timers, sockets, store connections). */
   close?(): Promise<void> | void;
 }
@@ -91,6 +100,12 @@ export interface FeatureDescriptor {
   gatewayOptions?: readonly string[];
   phase: Phase;
   upgrade: UpgradeRule;
+  /**
+   * The feature wraps the route's final handler (phase 'final') instead of being one: fallback, cutover,
+   * shadow. Wrappers apply in registry order, the first innermost. `needsUpstream`: the route must forward
+   * somewhere (`upstream`); otherwise, without a final handler, the route's final handler is the app's own.
+   */
+  wraps?: { needsUpstream: boolean };
   /** The schemas of `option`, `reads` and `gatewayOptions` (built lazily, with defineSchema). */
   schemas?: () => FeatureSchemas;
   /** Runs once per gateway before any route is built, e.g. to build (and so check) named auth schemes. */

@@ -22,6 +22,7 @@ import { SharedParts } from '../lib/scope';
 import { compileRoutePath, matchesSegments, paramsOf, RoutePath } from '../lib/route-path';
 import { consoleLogger } from '../lib/log';
 import { refuseUpgrade, serveUpgradeAsHttp, serverOf, upgradeResponse } from '../lib/upgrade';
+import { appHandoffFeature } from './app-handoff';
 import { GATEWAY_FEATURES, GatewayFeatureOptions, ROUTE_FEATURES, RouteFeatureOptions } from './features';
 import { gatewayFromFile } from './gateway-file';
 
@@ -74,6 +75,8 @@ interface CompiledRoute {
   /** The final handler's upgrade part; a route without one does not take upgrades. */
   upgrade: UpgradeHandler | undefined;
   parts: FeatureParts[];
+  /** Runtime controls of the route's features, by option (`cutover` → its setPercent). */
+  controls: Map<string, unknown>;
   /** Path, methods and hosts: two routes with the same key would shadow each other. */
   key: string;
 }
@@ -83,6 +86,8 @@ const ROUTER_KEYS = ['path', 'name', 'methods', 'host', 'stripPath'];
 const ROUTE_KEYS = [...ROUTER_KEYS, ...ROUTE_FEATURES.flatMap((feature) => [feature.option, ...(feature.reads ?? [])])];
 const GATEWAY_KEYS = ['routes', 'onError', 'caseSensitive', 'allowSemicolons', ...GATEWAY_FEATURES.map((feature) => feature.option), ...ROUTE_FEATURES.flatMap((feature) => feature.gatewayOptions ?? [])];
 const PHASE_ORDER = new Map(PHASES.map((phase, index) => [phase, index]));
+/** The final handler of a route whose only final-phase features are wrappers: the app's own. */
+const APP_FINAL = appHandoffFeature;
 
 /**
  * The router returned by gateway(): a plain middleware, so it mounts on Express 4, Express 5 and
@@ -447,7 +452,12 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   // A feature listing its own option among its gatewayOptions takes the gateway's value as the default of every route (bodyLimit).
   const valueOf = (feature: (typeof ROUTE_FEATURES)[number]) => values[feature.option] ?? (feature.gatewayOptions?.includes(feature.option) ? gatewayOptions[feature.option] : undefined);
   const features = ROUTE_FEATURES.filter((feature) => valueOf(feature) !== undefined).sort((a, b) => (PHASE_ORDER.get(a.phase) ?? 0) - (PHASE_ORDER.get(b.phase) ?? 0));
-  const finals = features.filter((feature) => feature.phase === 'final');
+  const finals = features.filter((feature) => feature.phase === 'final' && !feature.wraps);
+  const wrappers = features.filter((feature) => feature.wraps);
+  const needsUpstream = wrappers.find((feature) => feature.wraps?.needsUpstream);
+  if (needsUpstream && values.upstream === undefined) throw new ConfigError(`"${prefix}${needsUpstream.option}" needs "${prefix}upstream": it decides between the upstream and the app's own handler.`);
+  // A wrapper without a final handler (shadow alone) wraps the app's own handler: the monolith keeps answering.
+  if (finals.length === 0 && wrappers.length > 0) finals.push(APP_FINAL);
   if (finals.length === 0) throw new ConfigError(`Missing "${prefix}upstream". Example: upstream: 'http://127.0.0.1:4001' (or app: true to hand the request back to the app after the route's policies).`);
   if (finals.length > 1) throw new ConfigError(`"${prefix.slice(0, -1)}" has more than one final handler (${finals.map((feature) => `"${feature.option}"`).join(', ')}); choose one.`);
   for (const feature of ROUTE_FEATURES) {
@@ -468,25 +478,37 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
     upgradePolicies: [],
     upgrade: undefined,
     parts: [],
+    controls: new Map(),
     key: `${path.shape} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
   };
   routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build
   const scope = { optionPrefix: prefix, routeName: compiled.name, methods: methods ? [...methods].sort() : undefined, hosts: route.host === undefined ? undefined : [route.host].flat(), route: values, gateway: gatewayOptions, shared };
-  const built = features.flatMap((feature) => {
-    const parts = issues.collect(() => feature.build(valueOf(feature), scope));
+  const toBuild = finals.includes(APP_FINAL) ? [...features.filter((feature) => !feature.wraps), APP_FINAL, ...wrappers] : features;
+  const built = toBuild.flatMap((feature) => {
+    const parts = issues.collect(() => feature.build(feature === APP_FINAL ? true : valueOf(feature), scope));
     if (!parts) return [];
     compiled.parts.push(parts);
+    if (parts.control !== undefined) compiled.controls.set(feature.option, parts.control);
     return [{ feature, parts, phase: PHASE_ORDER.get(parts.phase ?? feature.phase) ?? 0 }];
   });
   // A part may run in another phase than its feature's (a limit by IP alone, before authentication).
   built.sort((a, b) => a.phase - b.phase);
+  let final: Middleware | undefined;
   for (const { feature, parts } of built) {
+    if (feature.wraps) continue;
+    if (feature.phase === 'final') {
+      final = parts.handler;
+      compiled.upgrade = parts.upgrade;
+      continue;
+    }
     if (parts.handler) {
       compiled.handlers.push(parts.handler);
-      if (feature.upgrade.apply && feature.phase !== 'final') compiled.upgradePolicies.push(parts.handler);
+      if (feature.upgrade.apply) compiled.upgradePolicies.push(parts.handler);
     }
-    if (feature.phase === 'final') compiled.upgrade = parts.upgrade;
   }
+  // Wrappers in registry order, the first innermost: cutover(fallback(proxy)), and shadow around what answers.
+  for (const { feature, parts } of built) if (feature.wraps && parts.wrapFinal && final) final = parts.wrapFinal(final);
+  if (final) compiled.handlers.push(final);
   return compiled;
 }
 
