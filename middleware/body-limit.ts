@@ -36,6 +36,9 @@ const settingsSchema = defineSchema((z) =>
   z.strictObject({ max: byteSize(z), onError: errorMode(z).default('respond') }, { error: `must be a size like '1mb', or an object like { max: '1mb' }.` }),
 );
 
+/** The whole option as a config file may write it (`'1mb'`, `{ max: '1mb' }`, `false`); bodyLimit() checks it by hand for clearer messages. */
+export const bodyLimitSchema = defineSchema((z) => z.union([z.literal(false), byteSize(z), settingsSchema()]));
+
 /** Refusals carry `Connection: close`: the rest of the body is not read, so the connection cannot be reused. */
 function tooLarge(max: number): GatewayError {
   return new GatewayError('ERR_BODY_TOO_LARGE', { detail: `The request body is larger than ${max} bytes.`, headers: { Connection: 'close' } });

@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
 import { ConfigError, gateway, proxy } from '../../index';
 import type { Gateway, GatewayOptions, ProxyMiddleware } from '../../index';
-import { bodyLimit } from '../../middleware/body-limit';
+import { bodyLimit, bodyLimitSchema } from '../../middleware/body-limit';
 import { listen, rawRequest, RunningApp } from '../helpers/app';
 import { expectProblem } from '../helpers/problem';
 import { hmacSecret } from '../helpers/tokens';
@@ -238,5 +238,13 @@ describe('bodyLimit() construction', () => {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues.map((issue) => issue.path)).toEqual(['bodyLimit']);
     }
+  });
+
+  it('has a schema for config files that reads the same forms', () => {
+    expect(bodyLimitSchema().parse('1kb')).toBe(1024);
+    expect(bodyLimitSchema().parse(false)).toBe(false);
+    expect(bodyLimitSchema().parse({ max: '2kb' })).toEqual({ max: 2048, onError: 'respond' });
+    expect(bodyLimitSchema().safeParse('huge').success).toBe(false);
+    expect(bodyLimitSchema().safeParse(true).success).toBe(false);
   });
 });
