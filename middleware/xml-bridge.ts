@@ -142,9 +142,12 @@ export function xmlBridge(options: XmlBridgeOptions = {}, optionPrefix = ''): Mi
       addResponseFilter(req, bridge.responseFilter());
       return next();
     }
-    const media = parseMediaType(rewritten ? plan.setHeaders['content-type'] ?? req.headers['content-type'] : req.headers['content-type']);
+    // A body rewritten before us is described by the plan's Content-Type, or is UTF-8 JSON (transformBody's).
+    const planType = rewritten ? plan.setHeaders['content-type'] : undefined;
+    const media = parseMediaType(planType ?? req.headers['content-type']);
+    const charset = rewritten && planType === undefined ? undefined : media.charset;
     if (!accepts(media.type)) {
-      return respondOrNext(onError, req, res, next, new GatewayError('ERR_UNSUPPORTED_MEDIA_TYPE', { detail: `This route takes ${expected} request bodies${media.type ? `, not ${media.type}` : ' with a Content-Type'}.` }));
+      return respondOrNext(onError, req, res, next, new GatewayError('ERR_UNSUPPORTED_MEDIA_TYPE', { detail: `This route takes ${expected} request bodies${media.type ? `, not ${media.type.slice(0, 100)}` : ' with a Content-Type'}.` }));
     }
     const encoding = String(req.headers['content-encoding'] ?? 'identity').toLowerCase();
     if (!rewritten && encoding !== 'identity') {
@@ -156,7 +159,7 @@ export function xmlBridge(options: XmlBridgeOptions = {}, optionPrefix = ''): Mi
         try {
           if (bytes.length > limit) throw new GatewayError('ERR_BODY_TOO_LARGE', { detail: `The request body is larger than ${limit} bytes.` });
           if (bytes.length > 0) {
-            plan.body = Buffer.from(jsonClient ? bridge.toXml(JSON.parse(decodeText(bytes, media.charset, false)) as unknown) : JSON.stringify(bridge.toJson(decodeText(bytes, media.charset, true), false)), 'utf8');
+            plan.body = Buffer.from(jsonClient ? bridge.toXml(JSON.parse(decodeText(bytes, charset, false)) as unknown) : JSON.stringify(bridge.toJson(decodeText(bytes, charset, true), false) ?? null), 'utf8');
             plan.setHeaders['content-type'] = jsonClient ? bridge.xmlType : JSON_TYPE;
           }
           addResponseFilter(req, bridge.responseFilter());

@@ -57,7 +57,7 @@ const xml = (res: http.ServerResponse, status: number, body: string | Buffer, ty
  * Routes:
  * - `POST /echo`: answers the XML it received, with the Content-Type it received.
  * - `GET /orders/7`: ORDER_XML (with a strong ETag). `GET /latin1`, `/latin1-declared`: LATIN1_XML, charset in the header or only in the declaration.
- * - `GET /malformed`, `/billion`, `/big` (2 MB), `/html-error` (a 500 text/html page), `/json-404`, `/empty` (204), `/gzip` (a compressed XML answer).
+ * - `GET /malformed`, `/billion`, `/big` (2 MB), `/big-text` (100 KB of text/plain), `/html-error` (a 500 text/html page), `/json-404`, `/empty` (204), `/gzip` (a compressed XML answer).
  * - `POST /soap11`: SOAP 1.1 by SOAPAction: `"urn:orders#GetOrder"` answers GetOrderResponse, `"urn:orders#Fail"` a 500 Fault,
  *   anything else a Client fault. `POST /soap12`: the same by the Content-Type's `action`, with SOAP 1.2 faults.
  * - `POST /not-soap`: a plain XML document where an Envelope was expected.
@@ -84,6 +84,8 @@ export function startXmlUpstream(): Promise<Upstream> {
           return xml(res, 200, BILLION_LAUGHS);
         case '/big':
           return xml(res, 200, `<items>${'<item>0123456789abcdef</item>'.repeat(80_000)}</items>`);
+        case '/big-text':
+          return xml(res, 200, 'x'.repeat(100_000), 'text/plain; charset=utf-8');
         case '/html-error':
           return xml(res, 500, '<html><body><h1>Internal Server Error</h1></body></html>', 'text/html; charset=utf-8');
         case '/json-404':

@@ -179,6 +179,10 @@ describe('xmlBridge()', () => {
       expect(json.status).toBe(404);
       expect(JSON.parse(json.body)).toEqual({ error: 'no such order' });
       expect((await rawRequest(app.port, { path: '/legacy/empty' })).status).toBe(204);
+      // Past the route's 4 KB limit, an answer that is not XML still goes through whole: it is streamed, never buffered.
+      const large = await rawRequest(app.port, { path: '/gw/legacy/big-text' });
+      expect(large.status).toBe(200);
+      expect(large.body).toHaveLength(100_000);
     });
 
     it('answers 502 for malformed XML, an entity bomb, a compressed or an oversized answer from the upstream', async () => {
