@@ -26,6 +26,7 @@ import { closest } from '../lib/options';
 import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
 import { respondOrNext } from '../lib/problem';
+import { spanEvent } from '../lib/telemetry';
 import { byteSize, defineSchema, duration, errorMode, fn, parseOptions } from '../lib/schema';
 import type { SharedParts } from '../lib/scope';
 import { UpstreamOptions, UpstreamPool, upstreamShape } from '../lib/upstream-pool';
@@ -318,6 +319,7 @@ export function aggregate(options: AggregateOptions, optionPrefix = '', gatewayS
       .then(async (result) => {
         release();
         if (result.kind === 'cancelled') return;
+        reportDeadlineMisses(req, result.kind === 'failed' ? [result.failure] : result.errors);
         if (result.kind === 'failed') return fail(callFailed(result.failure));
         const errors = result.errors.map(publicError);
         const body = await shaped(result.results, { errors, consumer: getConsumer(req), req });
@@ -352,6 +354,13 @@ export function aggregate(options: AggregateOptions, optionPrefix = '', gatewayS
 function callFailed(failure: CallFailure): GatewayError {
   const code = failure.timedOut ? 'ERR_AGGREGATE_TIMEOUT' : 'ERR_AGGREGATE_CALL_FAILED';
   return new GatewayError(code, { detail: `The call "${failure.call}" ${failure.detail}.`, extensions: { call: failure.call } });
+}
+
+/** Calls cut off by the deadline never report themselves (they were aborted): their span events are written here. */
+function reportDeadlineMisses(req: IncomingMessage, failures: readonly CallFailure[]): void {
+  for (const failure of failures) {
+    if (failure.code === 'ERR_AGGREGATE_TIMEOUT') spanEvent(req, 'frontdoor.aggregate.call', { 'frontdoor.aggregate.call': failure.call, 'frontdoor.aggregate.outcome': 'timeout', 'frontdoor.error.code': failure.code });
+  }
 }
 
 function publicError(failure: CallFailure): AggregateCallError {
