@@ -22,7 +22,7 @@ import { sleep, waitFor } from '../helpers/wait';
 const secret = hmacSecret();
 const jwt = { secret, algorithms: ['HS256' as const] };
 
-type Mode = 'ok' | '500' | '404' | 'html' | 'garbage' | 'big' | 'proto' | 'empty';
+type Mode = 'ok' | '500' | '404' | 'html' | 'garbage' | 'big' | 'bigStreamed' | 'cut' | 'proto' | 'empty';
 
 let services: Upstream; // users, orders and recommendations: JSON by path
 let slow: Upstream; // answers after ?ms= (default 2000); records the requests whose connection closed first
@@ -73,8 +73,24 @@ beforeAll(async () => {
         case 'garbage':
           res.writeHead(200, { 'content-type': 'application/json' });
           return res.end('{"not json');
-        case 'big':
-          return json(res, 200, { blob: 'x'.repeat(2 * 1024 * 1024) });
+        case 'big': {
+          const body = JSON.stringify({ blob: 'x'.repeat(2 * 1024 * 1024) });
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+          return res.end(body);
+        }
+        case 'bigStreamed':
+          // No Content-Length: the limit is found while reading.
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write('{"blob":"');
+          res.write('x'.repeat(600 * 1024));
+          res.write('x'.repeat(600 * 1024));
+          return res.end('"}');
+        case 'cut':
+          // Headers and half a body, then the connection dies.
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write('{"half":');
+          setTimeout(() => res.socket?.destroy(), 20);
+          return;
         case 'proto':
           res.writeHead(200, { 'content-type': 'application/json' });
           return res.end('{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"safe":1}');
@@ -331,12 +347,20 @@ describe('aggregate() alone', () => {
       expectProblem(await get(required, '/home'), 502, 'ERR_AGGREGATE_CALL_FAILED', { requestId: false });
     });
 
-    it('an answer over maxBytes is a failure of the call (default 1 MB)', async () => {
-      flakyMode = 'big';
+    it.each(['big', 'bigStreamed'] as const)('an answer over maxBytes is a failure of the call (default 1 MB): %s', async (mode) => {
+      flakyMode = mode;
       const app = await alone({ calls: { flaky: { url: `${flaky.url}/x`, optional: true } } });
       const res = await get(app, '/home');
       expect(res.body.errors[0]).toMatchObject({ call: 'flaky', code: 'ERR_UPSTREAM_BAD_RESPONSE' });
       expect(res.body.errors[0].detail).toContain('1048576 bytes');
+    });
+
+    it('an answer cut off mid-body is a failure of the call, not a hang', async () => {
+      flakyMode = 'cut';
+      const app = await alone({ calls: { flaky: { url: `${flaky.url}/x`, optional: true } } });
+      const res = await get(app, '/home');
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ flaky: null, errors: [{ call: 'flaky', code: 'ERR_UPSTREAM_RESET', detail: 'the upstream closed the connection before answering' }] });
     });
 
     it('a 204 is a null result, not a failure', async () => {
