@@ -7,9 +7,12 @@ import { ConfigError } from './errors';
 /** A size: bytes as a number, or a string such as `'1mb'`, `'512kb'`. */
 export type ByteSize = number | string;
 
+// bytes.parse() reads '1mbb' and '1 parsec' as 1 byte: a mistyped size must be an error, not a tiny limit.
+const SIZE = /^\s*\d+(?:\.\d+)?\s*(?:b|kb|mb|gb|tb|pb)?\s*$/i;
+
 /** Parses a size to bytes; `undefined` when it is not a non-negative whole number of bytes. */
 export function toBytes(value: unknown): number | undefined {
-  const parsed = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? bytes.parse(value) : NaN;
+  const parsed = typeof value === 'number' ? value : typeof value === 'string' && SIZE.test(value) ? bytes.parse(value) : NaN;
   return typeof parsed === 'number' && Number.isSafeInteger(parsed) && parsed >= 0 ? parsed : undefined;
 }
 

@@ -65,6 +65,12 @@ export interface RequestContext {
   observed?: { metrics?: boolean; accessLog?: boolean };
   /** Observers of this request's upstream attempts (metrics()); see observeUpstream(). */
   upstreamObservers?: Array<(result: import('./upstream-observers').UpstreamResult) => void>;
+  /** The side a cutover sent the request to. */
+  cutover?: 'service' | 'monolith';
+  /** What made fallback() hand the request to the app (`unavailable`, `timeout`, or the upstream's status). */
+  fallback?: string;
+  /** A request body went (or started going) to an upstream: the request may have been executed there. */
+  upstreamBodySent?: boolean;
   /** Run once the response closes (finished or aborted), in the order added: see onResponseClose(). */
   closeHandlers?: Array<() => void>;
   /**

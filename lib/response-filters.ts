@@ -6,6 +6,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { getContext } from './context';
+import type { GatewayError } from './errors';
 
 /** The upstream's answer as a filter sees it; filters change it in place. */
 export interface FilteredResponse {
@@ -14,6 +15,12 @@ export interface FilteredResponse {
 }
 
 export interface ResponseFilter {
+  /**
+   * Refuses the answer before any of it reaches the client, by returning the error to fail the request with:
+   * the answer is drained (its connection goes back to the pool) and the final handler fails with that error.
+   * fallback() uses it to hand a 503 from the new service to the monolith. Runs before `headers`.
+   */
+  divert?(response: FilteredResponse, req: IncomingMessage): GatewayError | undefined;
   /** Edits the status and headers (hop-by-hop headers are already gone). Runs for every answer, streamed or not. */
   headers?(response: FilteredResponse, req: IncomingMessage): void;
   /**
@@ -40,10 +47,15 @@ export interface ResponseFilter {
 const FILTERS = Symbol.for('frontdoor.responseFilters');
 type WithFilters = IncomingMessage & { [FILTERS]?: ResponseFilter[] };
 
-/** Registers a filter on the upstream's answer to this request; filters run in the order they were added. */
+/**
+ * Registers a filter on the upstream's answer to this request. Filters run in reverse order of adding, as
+ * layers of an onion: the request passed the route's features in phase order, the answer passes them back
+ * in reverse, so the last added (closest to the upstream: xml's XML → JSON) runs first, and transformBody,
+ * added before it, shapes the JSON it made.
+ */
 export function addResponseFilter(req: IncomingMessage, filter: ResponseFilter): void {
   getContext(req);
-  ((req as WithFilters)[FILTERS] ??= []).push(filter);
+  ((req as WithFilters)[FILTERS] ??= []).unshift(filter);
 }
 
 /** The request's filters, if any. */
@@ -56,6 +68,11 @@ export function bufferLimit(filters: readonly ResponseFilter[] | undefined): num
   let limit: number | undefined;
   for (const filter of filters ?? []) if (filter.buffer) limit = Math.min(limit ?? Infinity, filter.buffer.maxBytes);
   return limit;
+}
+
+/** True when the proxy must handle the answer itself: a filter wants bodies, or may refuse answers. */
+export function selfHandled(filters: readonly ResponseFilter[] | undefined): boolean {
+  return (filters ?? []).some((filter) => filter.buffer !== undefined || filter.divert !== undefined);
 }
 
 /** True when a filter that wants the body must not let an oversized answer through unchanged. */

@@ -19,7 +19,7 @@ import { scrubResponseHeaders } from './forwarding-headers';
 import { endUpstreamSpan, spanEvent, startUpstreamSpan } from './telemetry';
 import { attemptError, connectTimeoutError, isClientGone, responseTimeoutError } from './upstream-errors';
 import { reportUpstreamResult } from './upstream-observers';
-import { bodyFilters, bufferLimit, failsOversize, FilteredResponse, responseFiltersOf } from './response-filters';
+import { bodyFilters, bufferLimit, failsOversize, FilteredResponse, responseFiltersOf, selfHandled } from './response-filters';
 import type { ResponseFilter } from './response-filters';
 import type { TlsOptions, UpstreamPool, UpstreamTarget } from './upstream-pool';
 
@@ -235,6 +235,8 @@ export class UpstreamClient {
   private connected(req: IncomingMessage, exchange: Exchange, proxyReq: ClientRequest): void {
     if (exchange.proxyReq !== proxyReq || exchange.done) return;
     exchange.connected = true;
+    // Bytes of the request body may reach the upstream from now on: it must not be executed elsewhere too (fallback).
+    if (exchange.streamed || exchange.plan.body !== undefined) getContext(req).upstreamBodySent = true;
     if (exchange.gate) {
       exchange.resendable = false;
       req.pipe(exchange.gate);
@@ -267,13 +269,22 @@ export class UpstreamClient {
     const filters = responseFiltersOf(req);
     if (!filters) return;
     const response: FilteredResponse = { status, headers: proxyRes.headers };
+    for (const filter of filters) {
+      const refused = filter.divert?.(response, req);
+      if (refused) {
+        // Nothing of this answer reaches the client; read it to the end so its connection can be reused.
+        proxyRes.resume();
+        this.finish(exchange);
+        return exchange.fail(refused);
+      }
+    }
     for (const filter of filters) filter.headers?.(response, req);
     if (response.status !== status) {
       proxyRes.statusCode = response.status;
       proxyRes.statusMessage = ''; // the upstream's reason phrase belongs to its own status
     }
     // Self-handled (dispatch saw a filter asking for bodies): the filters that want this answer's body say so now.
-    if (bufferLimit(filters) !== undefined) sendFiltered(req, res, proxyRes, response, bodyFilters(filters, response, req), exchange.fail);
+    if (selfHandled(filters)) sendFiltered(req, res, proxyRes, response, bodyFilters(filters, response, req), exchange.fail);
   }
 
   private finish(exchange: Exchange): void {
@@ -317,7 +328,7 @@ export class UpstreamClient {
         target: this.proxyTargets.get(target) as never,
         buffer: (exchange.plan.body ? Readable.from([exchange.plan.body]) : exchange.gate) as never,
         // A filter that wants the body: the client answers itself (onProxyResponse), so it can buffer.
-        selfHandleResponse: bufferLimit(responseFiltersOf(req)) !== undefined,
+        selfHandleResponse: selfHandled(responseFiltersOf(req)),
       }, ((err: NodeJS.ErrnoException, request: IncomingMessage, response: ServerResponse) => this.onAttemptError(err, request, response)) as never);
     } catch (err) {
       // http.request() throws synchronously on request data it refuses (e.g. an invalid header value).

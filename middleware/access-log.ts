@@ -86,6 +86,9 @@ export function accessLog(options: AccessLogOptions = {}, optionPrefix = ''): Mi
         upstream: context.upstream,
         consumer: consumer?.id,
         error: context.errorCode,
+        cache: context.cache,
+        cutover: context.cutover,
+        fallback: context.fallback,
         bytesIn: Number(req.headers['content-length'] ?? 0) || undefined,
         bytesOut: socket.bytesWritten - bytesBefore,
       };

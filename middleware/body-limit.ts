@@ -119,6 +119,7 @@ export const bodyLimitFeature: FeatureDescriptor = {
   option: 'bodyLimit',
   gatewayOptions: ['bodyLimit'],
   phase: 'admit',
+  schemas: defineSchema(() => ({ option: bodyLimitSchema(), gateway: { bodyLimit: bodyLimitSchema() } })),
   upgrade: { apply: false, reason: 'A WebSocket handshake has no request body; what follows it is frames of the upstream protocol, not an HTTP body.' },
   prepare(gateway) {
     // The gateway's default is checked once here, with its own name, rather than once per route inheriting it.

@@ -13,8 +13,22 @@ import type { MetricsOptions } from './metrics';
 import type { PathRewrite, RouteUpstreamOptions } from './proxy';
 import type { RateLimitOptions } from './rate-limit';
 import type { TraceOptions } from './trace';
+import type { AggregateOptions } from './aggregate';
+import type { BodyLimitOptions } from './body-limit';
+import type { CacheOptions } from './cache';
+import type { TransformBodyOptions } from './transform-body';
+import type { XmlBridgeOptions } from './xml-bridge';
 import { accessLogFeature } from './access-log';
+import { aggregateFeature } from './aggregate';
+import { bodyLimitFeature } from './body-limit';
+import { cacheFeature } from './cache';
+import { transformBodyFeature } from './transform-body';
+import { xmlFeature } from './xml-bridge';
 import { appHandoffFeature } from './app-handoff';
+import { cutoverFeature } from './cutover';
+import type { CutoverOptions } from './cutover';
+import { fallbackFeature } from './fallback';
+import type { FallbackOptions } from './fallback';
 import { authFeature } from './authenticate';
 import { authorizeFeature } from './authorize';
 import { corsFeature } from './cors';
@@ -26,8 +40,29 @@ import { proxyFeature } from './proxy';
 import { rateLimitFeature } from './rate-limit';
 import { traceFeature } from './trace';
 
-/** Route options, by phase: admit (cors, ipFilter) → identify (auth) → permit (authorize) → limit (rateLimit) → final (upstream, or app). */
-export const ROUTE_FEATURES: readonly FeatureDescriptor[] = [corsFeature, ipFilterFeature, authFeature, authorizeFeature, rateLimitFeature, headersFeature, proxyFeature, appHandoffFeature];
+/**
+ * Route options, by phase: admit (cors, ipFilter, bodyLimit) → identify (auth) → permit (authorize) → limit
+ * (rateLimit) → cache → shape the request (headers, transformBody, xml) → final (upstream, aggregate, or app),
+ * wrapped by fallback, cutover and shadow.
+ */
+export const ROUTE_FEATURES: readonly FeatureDescriptor[] = [
+  corsFeature,
+  ipFilterFeature,
+  bodyLimitFeature,
+  authFeature,
+  authorizeFeature,
+  rateLimitFeature,
+  cacheFeature,
+  headersFeature,
+  transformBodyFeature,
+  xmlFeature,
+  proxyFeature,
+  aggregateFeature,
+  appHandoffFeature,
+  // Wrappers of the final handler, innermost first: cutover(fallback(upstream)), shadow around what answers.
+  fallbackFeature,
+  cutoverFeature,
+];
 
 /** Gateway options that wrap every route (observe): trace → metrics → access log. */
 export const GATEWAY_FEATURES: readonly GatewayFeatureDescriptor[] = [traceFeature, metricsFeature, accessLogFeature];
@@ -63,6 +98,20 @@ export interface RouteFeatureOptions {
   authorize?: AuthorizeOptions;
   /** Header changes on the way to the upstream and back, with templates (`${consumer.id}`…), see headers(). */
   headers?: HeadersOptions;
+  /** Largest request body accepted (413 problem past it), see bodyLimit(): `'1mb'`, `{ max: '1mb' }`, or `false` to turn the gateway's default off. */
+  bodyLimit?: BodyLimitOptions;
+  /** Response caching after auth and the rate limit, see cache(). */
+  cache?: CacheOptions;
+  /** JSON body shaping in both directions, see transformBody(). */
+  transformBody?: TransformBodyOptions;
+  /** A JSON API in front of an XML or SOAP service (or the reverse), see xmlBridge(). */
+  xml?: XmlBridgeOptions;
+  /** One request, several upstream calls, one shaped answer (a route with `aggregate` needs no `upstream`), see aggregate(). */
+  aggregate?: AggregateOptions;
+  /** Hand the request to the app's own handler when the upstream is unreachable, times out or answers a listed status, see fallback(). */
+  fallback?: FallbackOptions | true;
+  /** Send this share of the route's requests to the upstream, the rest to the app's own handler, see cutover(). */
+  cutover?: CutoverOptions | number;
   /** Rate limit, see rateLimit(). Counters are per route (its name, or its path and methods) unless routes share a `name`. */
   rateLimit?: RateLimitOptions;
 }
@@ -82,4 +131,6 @@ export interface GatewayFeatureOptions {
   metrics?: MetricsOptions | boolean;
   /** Write an access log line per routed request: accessLog() options or `true`. */
   accessLog?: AccessLogOptions | boolean;
+  /** The largest request body of every route without its own `bodyLimit` (413 past it), see bodyLimit(). */
+  bodyLimit?: BodyLimitOptions;
 }

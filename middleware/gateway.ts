@@ -23,6 +23,7 @@ import { compileRoutePath, matchesSegments, paramsOf, RoutePath } from '../lib/r
 import { consoleLogger } from '../lib/log';
 import { refuseUpgrade, serveUpgradeAsHttp, serverOf, upgradeResponse } from '../lib/upgrade';
 import { appHandoffFeature } from './app-handoff';
+import type { CutoverControl } from './cutover';
 import { GATEWAY_FEATURES, GatewayFeatureOptions, ROUTE_FEATURES, RouteFeatureOptions } from './features';
 import { gatewayFromFile } from './gateway-file';
 
@@ -130,6 +131,13 @@ export interface Gateway {
   readonly lastReloadError: ConfigError | undefined;
   /** Frees timers, sockets and store connections of every route (of tables still draining too). */
   close(): Promise<void>;
+  /**
+   * Changes the share of a route's requests that its `cutover` sends to the upstream (0–100), at once and
+   * without a reload: `gw.setCutover('orders', 50)`. A later reload applies the file's or options' value.
+   */
+  setCutover(route: string, percent: number): void;
+  /** The runtime control a route's feature exposes, by route name and option (`'cutover'`, `'shadow'`), if any. */
+  control<T = unknown>(route: string, option: string): T | undefined;
   /** @internal Lets gateway.fromFile() report a file that did not check out as the last reload's error. */
   [REPORT_RELOAD_ERROR](error: ConfigError, counted: boolean): void;
 }
@@ -277,6 +285,20 @@ export function gateway(options: GatewayOptions): Gateway {
     const retired = retire(old, fresh, reloadOptions.drainTimeout ?? DEFAULT_DRAIN_MS);
     retiring.add(retired);
     void retired.finally(() => retiring.delete(retired));
+  };
+
+  router.control = function controlOf<T>(name: string, option: string): T | undefined {
+    return table.routes.find((route) => route.name === name && route.controls.has(option))?.controls.get(option) as T | undefined;
+  };
+
+  router.setCutover = function setCutover(name: string, percent: number): void {
+    const controls = table.routes.filter((route) => route.name === name && route.controls.has('cutover')).map((route) => route.controls.get('cutover') as CutoverControl);
+    if (controls.length === 0) {
+      const names = table.routes.filter((route) => route.controls.has('cutover')).map((route) => route.name);
+      throw new ConfigError(`route "${name}" has no cutover${names.length ? `; routes with one: ${names.join(', ')}` : ''}.`);
+    }
+    // A route name may stand for several routes (one per method set): they move together.
+    for (const control of controls) control.setPercent(percent);
   };
 
   router.close = async function closeGateway(): Promise<void> {

@@ -41,6 +41,9 @@ export class MetricsRegistry {
   readonly rateLimited: Counter;
   readonly problems: Counter;
   readonly reloads: Counter;
+  readonly cacheLookups: Counter;
+  readonly fallbacks: Counter;
+  readonly cutover: Counter;
   private readonly serializer: PrometheusSerializer;
   /** Records the upstream attempts of the requests metrics() observes (subscribed per request). */
   readonly onUpstreamResult = (result: UpstreamResult): void => this.recordUpstream(result);
@@ -67,6 +70,9 @@ export class MetricsRegistry {
     this.rateLimited = meter.createCounter('frontdoor.rate_limit.rejections', { description: 'Requests rejected by rate limiting.' });
     this.problems = meter.createCounter('frontdoor.errors', { description: 'Errors answered by the gateway, by code.' });
     this.reloads = meter.createCounter('frontdoor.config.reloads', { description: 'Configuration reloads, by outcome (applied, failed).' });
+    this.cacheLookups = meter.createCounter('frontdoor.cache.lookups', { description: 'Requests through cache(), by outcome (HIT, MISS, BYPASS).' });
+    this.fallbacks = meter.createCounter('frontdoor.fallbacks', { description: 'Requests fallback() handed to the app, by trigger (unavailable, timeout, or the upstream status).' });
+    this.cutover = meter.createCounter('frontdoor.cutover.requests', { description: 'Requests of cutover routes, by side (service, monolith).' });
   }
 
   /** The registry in Prometheus text exposition format, with the target health gauge. */
@@ -159,6 +165,10 @@ export function metrics(options: MetricsOptions = {}, optionPrefix = ''): Metric
       };
       if (consumerLabel) attributes['frontdoor.consumer'] = (req as { user?: { id?: string } }).user?.id ?? 'none';
       registry.requestDuration.record((performance.now() - context.startedAt) / 1000, attributes);
+      const routeLabel = attributes['http.route'] as string;
+      if (context.cache) registry.cacheLookups.add(1, { 'http.route': routeLabel, 'frontdoor.cache.outcome': context.cache });
+      if (context.fallback) registry.fallbacks.add(1, { 'http.route': routeLabel, 'frontdoor.fallback.trigger': context.fallback });
+      if (context.cutover) registry.cutover.add(1, { 'http.route': routeLabel, 'frontdoor.cutover.side': context.cutover });
       if (context.errorCode) {
         registry.problems.add(1, { 'http.route': attributes['http.route'] as string, 'frontdoor.error.code': context.errorCode });
         if (context.errorCode === 'ERR_RATE_LIMITED') registry.rateLimited.add(1, { 'http.route': attributes['http.route'] as string });

@@ -272,6 +272,7 @@ function decode(bytes: Buffer, answer: FilteredResponse, limit: number): Buffer 
 export const transformBodyFeature: FeatureDescriptor = {
   option: 'transformBody',
   phase: 'shapeRequest',
+  schemas: defineSchema(() => ({ option: transformBodySchema() })),
   upgrade: { apply: false, reason: 'A WebSocket handshake has no JSON body to shape, and the frames after it are not HTTP bodies.' },
   build: (value, scope) => ({ handler: transformBody(withGatewayErrors(value as TransformBodyOptions, `${scope.optionPrefix}transformBody`), `${scope.optionPrefix}transformBody.`) }),
 };
