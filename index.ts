@@ -47,3 +47,7 @@ export { accessLog } from './middleware/access-log';
 export { headers } from './middleware/headers';
 export type { HeadersOptions, HeaderChanges } from './middleware/headers';
 export type { AccessLogOptions } from './middleware/access-log';
+export { fallback } from './middleware/fallback';
+export type { FallbackOptions, FallbackTrigger } from './middleware/fallback';
+export { cutover } from './middleware/cutover';
+export type { CutoverOptions, CutoverControl, CutoverMiddleware } from './middleware/cutover';
