@@ -81,6 +81,8 @@ export interface CacheMiddleware extends Middleware {
   invalidate(path: string, options?: { prefix?: boolean }): Promise<number>;
   /** Purges the entries whose upstream answer carried `tag` in the tag header. */
   invalidateTag(tag: string): Promise<number>;
+  /** Entries and counted bytes held in memory (undefined for the Redis store, whose memory is Redis's). */
+  stats(): { entries: number; bytes: number } | undefined;
   /** Releases the store (the Redis connection). */
   close(): Promise<void>;
 }
@@ -317,6 +319,7 @@ function cacheWithStore(config: CacheConfig, store: CacheStore, close: () => Pro
     if (typeof tag !== 'string' || tag === '') throw new TypeError('invalidateTag() needs a tag (a non-empty string).');
     return store.purgeTag(tag);
   };
+  middleware.stats = () => (store instanceof MemoryCacheStore ? store.stats() : undefined);
   middleware.close = close;
   return middleware;
 }

@@ -13,7 +13,7 @@ export interface CaptureHooks {
    * writeHead included). May change the response's headers. Returns whether the body is worth keeping.
    */
   head(status: number, headers: OutgoingHttpHeaders): boolean;
-  /** The response closed: the body when it was kept whole and the answer went out in full, otherwise undefined. */
+  /** The answer ended: its body when it was kept whole; undefined when it was too big, or the response closed before it ended. */
   done(body: Buffer | undefined): void;
 }
 
@@ -60,16 +60,26 @@ export function captureAnswer(req: IncomingMessage, res: ServerResponse, maxByte
     return result;
   } as ServerResponse['write'];
 
+  let finished = false;
+  const finish = (complete: boolean) => {
+    if (finished) return;
+    finished = true;
+    hooks.done(complete && keeping && headWritten ? ownBuffer(chunks, size) : undefined);
+    chunks.length = 0;
+  };
+
   res.end = function capturedEnd(this: ServerResponse, ...args: unknown[]) {
     const result = (original.end as (...args: unknown[]) => ServerResponse).apply(this, args);
     keep(args[0], args[1]);
+    // The handler has written the whole answer: it is stored now, not once the client has read it, so the
+    // requests waiting for it are served at once. (A handler whose upstream failed mid-body never ends the
+    // response: it destroys it, and the answer is dropped below.)
+    finish(true);
     return result;
   } as ServerResponse['end'];
 
-  onResponseClose(getContext(req), res, function answerCaptured() {
-    const whole = keeping && headWritten && res.writableFinished;
-    hooks.done(whole ? ownBuffer(chunks, size) : undefined);
-    chunks.length = 0;
+  onResponseClose(getContext(req), res, function answerClosed() {
+    finish(false);
   });
 }
 

@@ -82,6 +82,12 @@ function upstreamHandler(seen: { count: number; failNext: Set<string> }) {
           res.end(body());
         }, 1500);
         return;
+      case '/truncated':
+        // Declares 1000 bytes, sends 7, and dies: the proxy can only abort the client's response.
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+        res.write('partial');
+        setTimeout(() => res.socket?.destroy(), 20);
+        return;
       case '/me':
         res.writeHead(200, json);
         return res.end(body({ caller: req.headers['x-consumer-id'] ?? req.headers.authorization ?? null }));
@@ -344,6 +350,13 @@ describe('cache()', () => {
     expect(first.body.length).toBe(200 * 1024);
     expect(second.body.length).toBe(200 * 1024);
     expect(second.headers['x-cache']).toBe('MISS');
+  });
+
+  it('an answer cut off by the upstream mid-body is never stored', async () => {
+    const calls = await upstreamCalls(async () => {
+      for (let i = 0; i < 2; i++) await expect(get('/api/truncated')).rejects.toThrow();
+    });
+    expect(calls).toBe(2);
   });
 
   it('in front of the app’s own handlers: the handler runs once, the repeat is a hit with its headers', async () => {
