@@ -43,7 +43,7 @@ export interface CacheOptions {
    * Defaults to false: requests with credentials (see `credentialHeaders`) or a consumer bypass the cache.
    */
   perConsumer?: boolean;
-  /** Request headers that make a request personal. Defaults to `['authorization', 'proxy-authorization', 'cookie']`; add your API key header. */
+  /** Request headers that make a request personal. Defaults to `['authorization', 'proxy-authorization', 'cookie', 'x-api-key']`; add your own credential headers. */
   credentialHeaders?: string[];
   /** Let the upstream's `Cache-Control` (`s-maxage`, `max-age`) and `Expires` shorten `ttl`. Defaults to true. */
   respectCacheControl?: boolean;
@@ -110,7 +110,7 @@ export const cacheSchema = defineSchema((z: Z) => {
         .default([200]),
       ignoreQuery: z.array(z.string().min(1, { error: 'must be a query parameter name' })).default([]),
       perConsumer: z.boolean({ error: 'must be true or false' }).default(false),
-      credentialHeaders: z.array(headerName).default(['authorization', 'proxy-authorization', 'cookie']),
+      credentialHeaders: z.array(headerName).default(['authorization', 'proxy-authorization', 'cookie', 'x-api-key']),
       respectCacheControl: z.boolean({ error: 'must be true or false' }).default(true),
       allowClientBypass: z.boolean({ error: 'must be true or false' }).default(false),
       maxEntries: z.number({ error: 'must be a positive integer' }).int({ error: 'must be a positive integer' }).min(1, { error: 'must be a positive integer' }).default(10_000),
@@ -257,7 +257,8 @@ function cacheWithStore(config: CacheConfig, store: CacheStore, close: () => Pro
   /** A miss: wait for a fill under way for the key, or lead one. */
   function miss(req: IncomingMessage, res: ServerResponse, next: () => void, key: string, path: string): void {
     const flight = flights.current(key);
-    if (!flight) return fill(req, res, next, key, path, req.method === 'GET');
+    // A conditional request may well be answered 304, which fills nothing: it does not make others wait for it.
+    if (!flight) return fill(req, res, next, key, path, req.method === 'GET' && req.headers['if-none-match'] === undefined && req.headers['if-modified-since'] === undefined);
     flights.wait(flight).then((filled) => {
       if (res.headersSent || res.destroyed) return;
       // The fill's answer is this request's when it selects the same variant.

@@ -209,15 +209,16 @@ describe('cache()', () => {
       expect(JSON.parse(again.body).caller).toBe('anonymous');
     });
 
-    it('alone, with no authentication in front: a request with Authorization or Cookie neither reads nor fills the cache', async () => {
+    it('alone, with no authentication in front: a request with Authorization, Cookie or an API key header neither reads nor fills the cache', async () => {
       await get('/alone/me'); // an anonymous entry exists
       const a = await get('/alone/me', { Authorization: 'Bearer token-of-alice' });
       const b = await get('/alone/me', { Authorization: 'Bearer token-of-bob' });
       const c = await get('/alone/me', { Cookie: 'session=carol' });
+      const d = await get('/alone/me', { 'X-Api-Key': 'key-of-dave' });
       expect(JSON.parse(a.body).caller).toBe('Bearer token-of-alice');
       expect(JSON.parse(b.body).caller).toBe('Bearer token-of-bob');
       expect(JSON.parse(c.body).caller).toBeNull();
-      expect([a, b, c].map((answer) => answer.headers['x-cache'])).toEqual(['BYPASS', 'BYPASS', 'BYPASS']);
+      expect([a, b, c, d].map((answer) => answer.headers['x-cache'])).toEqual(['BYPASS', 'BYPASS', 'BYPASS', 'BYPASS']);
     });
   });
 
