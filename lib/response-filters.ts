@@ -21,6 +21,11 @@ export interface ResponseFilter {
    * fallback() uses it to hand a 503 from the new service to the monolith. Runs before `headers`.
    */
   divert?(response: FilteredResponse, req: IncomingMessage): GatewayError | undefined;
+  /**
+   * True for a 5xx answer that is the service's way to report a business error, not a failure of the target: a
+   * SOAP Fault travels as HTTP 500. Such answers do not count against the target's passive health.
+   */
+  expected?(response: FilteredResponse, req: IncomingMessage): boolean;
   /** Edits the status and headers (hop-by-hop headers are already gone). Runs for every answer, streamed or not. */
   headers?(response: FilteredResponse, req: IncomingMessage): void;
   /**

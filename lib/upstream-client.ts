@@ -17,7 +17,7 @@ import { getContext } from './context';
 import { GatewayError } from './errors';
 import { scrubResponseHeaders } from './forwarding-headers';
 import { endUpstreamSpan, spanEvent, startUpstreamSpan } from './telemetry';
-import { attemptError, connectTimeoutError, isClientGone, responseTimeoutError } from './upstream-errors';
+import { attemptError, attemptErrorType, connectTimeoutError, IDEMPOTENT_METHODS, isClientGone, mayRetry, noHealthyUpstream, responseTimeoutError } from './upstream-errors';
 import { reportUpstreamResult } from './upstream-observers';
 import { bodyFilters, bufferLimit, failsOversize, FilteredResponse, responseFiltersOf, selfHandled } from './response-filters';
 import type { ResponseFilter } from './response-filters';
@@ -39,8 +39,6 @@ export interface RequestPlan {
   /** The body's bytes when they were already read (a body parser ran first); else the request is streamed. */
   body: Buffer | undefined;
 }
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 /** Where a request stands with the upstream; one per forwarded request, on a symbol of the request. */
 interface Exchange {
@@ -130,7 +128,7 @@ export class UpstreamClient {
       trial: target.state === 'ejected',
       tried: undefined,
       retriesLeft: this.limits.retries,
-      idempotent: IDEMPOTENT.has(req.method ?? ''),
+      idempotent: IDEMPOTENT_METHODS.has(req.method ?? ''),
       resendable: true,
       streamed: hasBody && plan.body === undefined,
       gate: undefined,
@@ -253,7 +251,7 @@ export class UpstreamClient {
     }
     exchange.responded = true;
     const status = proxyRes.statusCode ?? 502;
-    if (status >= 500) this.noteFailure(req, exchange.target, exchange.trial);
+    if (status >= 500 && !expectedByFilters(req, status, proxyRes)) this.noteFailure(req, exchange.target, exchange.trial);
     else this.pool.reportSuccess(exchange.target);
     endUpstreamSpan(exchange.span, { status });
     reportUpstreamResult(getContext(req), () => ({ req, pool: this.pool, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, status }));
@@ -369,16 +367,10 @@ export class UpstreamClient {
     if (exchange.timer) clearTimeout(exchange.timer);
     this.noteFailure(req, target, exchange.trial);
     const error = attemptError(err);
-    this.attemptFailed(req, exchange, err?.code === 'ERR_FRONTDOOR_RESPONSE_TIMEOUT' ? 'ERR_UPSTREAM_TIMEOUT' : err?.code === 'ERR_FRONTDOOR_CONNECT_TIMEOUT' ? 'ERR_UPSTREAM_CONNECT_TIMEOUT' : err?.code ?? 'error');
-    const reusedSocket = exchange.proxyReq?.reusedSocket === true;
-    // Sent again only what can be: a request whose connection never opened (nginx and Envoy retry those for every
-    // method: nothing reached the upstream), or an idempotent one whose body is still at hand.
-    const mayResend = exchange.resendable && (!exchange.connected || exchange.idempotent);
-    if (!res.headersSent && !exchange.responded && mayResend && exchange.retriesLeft > 0 && error.retriable) {
-      (exchange.tried ??= new Set()).add(target);
-      // A reset on a reused keep-alive socket is the classic stale-connection race: the same target may
-      // be tried again when no other is left.
-      const next = this.pool.pick(req, exchange.tried) ?? (error.reset && reusedSocket && target.state === 'healthy' ? target : undefined);
+    this.attemptFailed(req, exchange, attemptErrorType(err));
+    const resend = { method: req.method ?? 'GET', connected: exchange.connected, resendable: exchange.resendable, retriesLeft: exchange.retriesLeft };
+    if (!res.headersSent && !exchange.responded && mayRetry(error, resend)) {
+      const next = this.pool.retryTarget(req, (exchange.tried ??= new Set()), target, error.reset && exchange.proxyReq?.reusedSocket === true);
       if (next) {
         exchange.retriesLeft -= 1;
         exchange.attempt += 1;
@@ -392,6 +384,14 @@ export class UpstreamClient {
     this.finish(exchange);
     exchange.fail(error.gatewayError);
   }
+}
+
+/** A 5xx answer a route's filter says is the service's normal answer (a SOAP Fault), not a failure of the target. */
+function expectedByFilters(req: IncomingMessage, status: number, proxyRes: IncomingMessage): boolean {
+  const filters = responseFiltersOf(req);
+  if (!filters) return false;
+  const response = { status, headers: proxyRes.headers };
+  return filters.some((filter) => filter.expected?.(response, req) === true);
 }
 
 /**
@@ -451,12 +451,6 @@ function sendFiltered(req: IncomingMessage, res: ServerResponse, proxyRes: Incom
   proxyRes.on('end', onEnd);
 }
 
-function noHealthyUpstream(pool: UpstreamPool): GatewayError {
-  return new GatewayError('ERR_NO_HEALTHY_UPSTREAM', {
-    detail: 'No upstream is available to serve the request. Try again later.',
-    headers: { 'Retry-After': String(pool.retryAfterSeconds()) },
-  });
-}
 
 /** Refuses an upgrade with a bare status line (no body: WebSocket clients read only the status). */
 export function rejectUpgrade(socket: Duplex, status: number, reason: string): void {

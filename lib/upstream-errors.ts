@@ -52,3 +52,30 @@ export function attemptError(err: NodeJS.ErrnoException): AttemptError {
 export function isClientGone(req: IncomingMessage, res: ServerResponse): boolean {
   return req.socket.destroyed && !res.writableFinished && !res.headersSent;
 }
+
+/** Methods that may be sent again after they reached an upstream (RFC 9110 §9.2.2); any may when the connection never opened. */
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/**
+ * Whether a failed attempt may be sent again: retries left, an error after which another target may help, and
+ * either a connection that never opened (nothing reached the upstream: nginx and Envoy retry those for every
+ * method) or an idempotent method whose body is still at hand.
+ */
+export function mayRetry(error: AttemptError, attempt: { method: string; connected: boolean; resendable: boolean; retriesLeft: number }): boolean {
+  return attempt.retriesLeft > 0 && error.retriable && attempt.resendable && (!attempt.connected || IDEMPOTENT_METHODS.has(attempt.method));
+}
+
+/** The `error.type` of a failed attempt for spans and metrics: the gateway's code for timeouts, the socket's otherwise. */
+export function attemptErrorType(err: NodeJS.ErrnoException): string {
+  if (err?.code === RESPONSE_TIMEOUT) return 'ERR_UPSTREAM_TIMEOUT';
+  if (err?.code === CONNECT_TIMEOUT) return 'ERR_UPSTREAM_CONNECT_TIMEOUT';
+  return err?.code ?? 'error';
+}
+
+/** The 503 when a pool has no target to try, with Retry-After for when the first ejection ends. */
+export function noHealthyUpstream(pool: { retryAfterSeconds(): number }): GatewayError {
+  return new GatewayError('ERR_NO_HEALTHY_UPSTREAM', {
+    detail: 'No upstream is available to serve the request. Try again later.',
+    headers: { 'Retry-After': String(pool.retryAfterSeconds()) },
+  });
+}

@@ -201,6 +201,15 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     if (active) this.startActiveChecks(active === true ? {} : active, name);
   }
 
+  /**
+   * The target a failed attempt goes to next: another one not yet `tried` (the current is added), or the same
+   * one after a reset on a reused keep-alive socket (the stale-connection race) when no other is left.
+   */
+  retryTarget(req: IncomingMessage, tried: Set<UpstreamTarget>, current: UpstreamTarget, staleSocket: boolean): UpstreamTarget | undefined {
+    tried.add(current);
+    return this.pick(req, tried) ?? (staleSocket && current.state === 'healthy' ? current : undefined);
+  }
+
   /** True once close() was called: observers such as the health gauge stop reporting the pool. */
   get isClosed(): boolean {
     return this.closed;

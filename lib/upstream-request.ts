@@ -11,7 +11,7 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:h
 import { getContext } from './context';
 import { GatewayError } from './errors';
 import { endUpstreamSpan, spanEvent, startUpstreamSpan } from './telemetry';
-import { attemptError, connectTimeoutError, responseTimeoutError } from './upstream-errors';
+import { attemptError, attemptErrorType, connectTimeoutError, mayRetry, noHealthyUpstream, responseTimeoutError } from './upstream-errors';
 import { reportUpstreamResult } from './upstream-observers';
 import type { UpstreamPool, UpstreamTarget } from './upstream-pool';
 
@@ -58,10 +58,6 @@ export class CancelledError extends Error {
     this.name = 'CancelledError';
   }
 }
-
-// The streaming client's rule (lib/upstream-client.ts): these methods may be sent again after they reached
-// an upstream; any method may be when its connection never opened.
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 /**
  * Sends `request` to a target of `pool` and reads the answer (any status) up to `options.maxBytes`. Rejects with
@@ -146,8 +142,9 @@ class Attempts {
       }
       this.noteFailure(target, trial);
       const classified = attemptError(err);
-      report({ errorType: errorType(err) });
-      const next = mayRetry(request.method, connected, classified.retriable, this.retriesLeft) ? this.nextTarget(target, classified.reset && reusedSocket) : undefined;
+      report({ errorType: attemptErrorType(err) });
+      const resend = { method: request.method, connected, resendable: true, retriesLeft: this.retriesLeft };
+      const next = mayRetry(classified, resend) ? pool.retryTarget(req, (this.tried ??= new Set()), target, classified.reset && reusedSocket) : undefined;
       if (!next) return this.reject(classified.gatewayError);
       this.retriesLeft -= 1;
       this.attempt += 1;
@@ -217,31 +214,6 @@ class Attempts {
   private noteFailure(target: UpstreamTarget, trial: boolean): void {
     if (this.pool.reportFailure(target, trial)) spanEvent(this.options.req, 'frontdoor.upstream.ejected', { 'frontdoor.upstream': target.href });
   }
-
-  /** Another target, or the same one after a reset on a reused keep-alive socket (the stale-connection race). */
-  private nextTarget(target: UpstreamTarget, staleSocket: boolean): UpstreamTarget | undefined {
-    (this.tried ??= new Set()).add(target);
-    return this.pool.pick(this.options.req, this.tried) ?? (staleSocket && target.state === 'healthy' ? target : undefined);
-  }
-}
-
-/** Sent again only what can be: a request whose connection never opened, or an idempotent one (the body is at hand). */
-function mayRetry(method: string, connected: boolean, retriable: boolean, retriesLeft: number): boolean {
-  return retriesLeft > 0 && retriable && (!connected || IDEMPOTENT.has(method));
-}
-
-/** The `error.type` of a failed attempt, as the streaming client reports it. */
-function errorType(err: NodeJS.ErrnoException): string {
-  if (err?.code === 'ERR_FRONTDOOR_RESPONSE_TIMEOUT') return 'ERR_UPSTREAM_TIMEOUT';
-  if (err?.code === 'ERR_FRONTDOOR_CONNECT_TIMEOUT') return 'ERR_UPSTREAM_CONNECT_TIMEOUT';
-  return err?.code ?? 'error';
-}
-
-function noHealthyUpstream(pool: UpstreamPool): GatewayError {
-  return new GatewayError('ERR_NO_HEALTHY_UPSTREAM', {
-    detail: 'No upstream is available to serve the request. Try again later.',
-    headers: { 'Retry-After': String(pool.retryAfterSeconds()) },
-  });
 }
 
 /** The target's own path in front of the request's (`http://h/base` + `/x` → `/base/x`). */

@@ -268,7 +268,10 @@ class Bridge {
     let convert = false;
     let encoded = false;
     let charset: string | undefined;
+    const soap = this.soap;
     return {
+      // A SOAP Fault travels as HTTP 500 (1.1; 1.2 uses 500 for receiver faults): the service is up, it said no.
+      expected: (answer) => soap !== undefined && jsonClient && answer.status === 500 && isXmlType(parseMediaType(answer.headers['content-type']).type),
       headers: (answer) => {
         const media = parseMediaType(answer.headers['content-type']);
         // Not the upstream's format (an HTML error page, a JSON 404 from an XML service): untouched, and streamed (`when`).
