@@ -44,6 +44,8 @@ export interface RouteRow {
   upstream: FinalHandler;
   /** The policies before the final handler, in the order they run. */
   policies: Array<{ option: string; phase: Phase; summary: string }>;
+  /** What wraps the final handler (fallback, cutover, shadow), innermost first. */
+  wrappers: Array<{ option: string; summary: string }>;
 }
 
 export type Target = { url: string; weight: number };
@@ -191,7 +193,9 @@ export function routeTable(options: GatewayOptions): RouteRow[] {
     // As gateway() does: a feature listing its own option among its gatewayOptions takes the gateway's value as the default.
     const valueOf = (feature: (typeof ROUTE_FEATURES)[number]) => route[feature.option] ?? (feature.gatewayOptions?.includes(feature.option) ? gatewayOptions[feature.option] : undefined);
     const present = ROUTE_FEATURES.filter((feature) => valueOf(feature) !== undefined);
-    const final = present.find((feature) => feature.phase === 'final');
+    // A wrapper without a final handler of its own wraps the app's handler, as gateway() does.
+    const final = present.find((feature) => feature.phase === 'final' && !feature.wraps);
+    const wrappers = present.filter((feature) => feature.wraps).map((feature) => ({ option: feature.option, summary: summarise(feature.option, valueOf(feature), gatewayOptions) }));
     // Registry order within a phase; a part may run in another phase than its feature's (a limit by IP alone).
     const policies = present
       .filter((feature) => feature.phase !== 'final')
@@ -206,8 +210,9 @@ export function routeTable(options: GatewayOptions): RouteRow[] {
       methods,
       hosts: route.host === undefined ? null : [route.host].flat().map(String),
       stripPath: route.stripPath === true,
-      upstream: finalHandler(final?.option, final ? valueOf(final) : undefined, route, gatewayOptions),
+      upstream: finalHandler(final?.option ?? 'app', final ? valueOf(final) : true, route, gatewayOptions),
       policies: [...observe, ...policies],
+      wrappers,
     };
   });
 }
@@ -281,6 +286,20 @@ function hideUserinfo(url: string): string {
  * the word, and a policy without a description of its own by the names of the keys it sets.
  */
 function summarise(option: string, value: unknown, gatewayOptions: Options): string {
+  if (option === 'cutover') {
+    const cutover = (typeof value === 'number' ? { percent: value } : value) as { percent?: number; sticky?: unknown };
+    const sticky = cutover.sticky === undefined ? '' : `, sticky by ${typeof cutover.sticky === 'string' ? cutover.sticky : Object.entries(cutover.sticky as object).map(([by, name]) => `${by} ${name}`).join(' ')}`;
+    return `${cutover.percent}% to the upstream, the rest to the app${sticky}`;
+  }
+  if (option === 'fallback') {
+    const on = value === true ? undefined : (value as { on?: unknown[] }).on;
+    return `to the app on ${(on ?? ['unavailable', 'timeout']).join(' ')}`;
+  }
+  if (option === 'shadow' && value && typeof value === 'object') {
+    const shadow = value as { candidate?: unknown; percent?: number; unsafe?: boolean };
+    const urls = targetsOf(shadow.candidate).map((target) => target.url);
+    return `copies ${shadow.percent ?? 100}% of ${shadow.unsafe ? 'all' : 'safe'} requests to ${urls.join(', ')} and compares`;
+  }
   if (value === true) return 'on';
   if (value === false) return 'off';
   if (typeof value !== 'object' || value === null) return option === 'auth' ? describeAuthScheme(String(value), gatewayOptions) : String(value);
@@ -358,9 +377,9 @@ export function renderTable(rows: RouteRow[]): string {
     const head = [row.path, row.name !== row.path ? `(${row.name})` : '', row.methods ? row.methods.join(' ') : 'any method', row.hosts ? `host ${row.hosts.join(' ')}` : 'any host', row.stripPath ? 'stripPath' : '']
       .filter(Boolean)
       .join('  ');
-    const steps = [...row.policies.map((policy) => [policy.option, policy.phase, policy.summary]), finalStep(row.upstream)];
+    const steps = [...row.policies.map((policy) => [policy.option, policy.phase, policy.summary]), finalStep(row.upstream), ...row.wrappers.map((wrapper) => [wrapper.option, 'final (wraps)', wrapper.summary])];
     const width = Math.max(...steps.map(([option]) => option.length));
-    const lines = steps.map(([option, phase, summary], step) => `  ${String(step + 1).padStart(2)}. ${option.padEnd(width)}  ${phase.padEnd(12)}  ${summary}`.trimEnd());
+    const lines = steps.map(([option, phase, summary], step) => `  ${String(step + 1).padStart(2)}. ${option.padEnd(width)}  ${phase.padEnd(13)}  ${summary}`.trimEnd());
     return [head, ...lines].join('\n');
   });
   return `${blocks.join('\n\n')}\n`;
