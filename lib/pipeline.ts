@@ -42,8 +42,8 @@ export interface FeatureParts {
   handler?: Middleware;
   /** Final handlers only: takes upgrades once every `apply` feature let them through. */
   upgrade?: UpgradeHandler;
-  /** Final handlers only: the upstream pool, for health metrics. */
-  pool?: UpstreamPool;
+  /** The upstream pools the part sends to (proxy: one; aggregate: one per upstream), for health metrics and `gw.events`. */
+  pools?: readonly UpstreamPool[];
   /** Runs in this phase instead of the feature's own (a limit by IP alone runs before authentication). */
   phase?: Phase;
   /**

@@ -393,6 +393,6 @@ export const aggregateFeature: FeatureDescriptor = {
     const upstreamNames = Object.keys((scope.gateway.upstreams as object | undefined) ?? {});
     const middleware = aggregate(withGatewayErrors(value as AggregateOptions, option), `${option}.`, { shared: scope.shared, upstreamNames });
     // A part reports one pool (health metrics, gw.events); a route calling several upstreams reports them through its calls' results.
-    return { handler: middleware, close: () => middleware.close(), pool: middleware.pools.length === 1 ? middleware.pools[0] : undefined };
+    return { handler: middleware, close: () => middleware.close(), pools: middleware.pools };
   },
 };

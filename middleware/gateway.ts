@@ -386,7 +386,7 @@ function buildTable(options: GatewayOptions, previous?: SharedParts): Table {
       if (twin !== undefined) throw new ConfigError(`routes "${twin}" and "${route.name}" have the same path, methods and host; the second would never match.`);
       seen.set(route.key, route.name);
     }
-    const pools = [...new Set(routes.flatMap((route) => route.parts.flatMap((part) => (part.pool ? [part.pool] : []))))];
+    const pools = [...new Set(routes.flatMap((route) => route.parts.flatMap((part) => part.pools ?? [])))];
     for (const observer of observers) observer.watchPools?.(pools);
     const table: Table = {
       routes,
@@ -541,7 +541,7 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
 function wirePoolEvents(routes: CompiledRoute[], events: EventEmitter<GatewayEvents>): () => void {
   const routesOf = new Map<UpstreamPool, string[]>();
   for (const route of routes) {
-    for (const part of route.parts) if (part.pool) routesOf.set(part.pool, [...(routesOf.get(part.pool) ?? []), route.name]);
+    for (const part of route.parts) for (const pool of part.pools ?? []) routesOf.set(pool, [...(routesOf.get(pool) ?? []), route.name]);
   }
   const unwire: Array<() => void> = [];
   for (const [pool, names] of routesOf) {

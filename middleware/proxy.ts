@@ -321,6 +321,6 @@ export const proxyFeature: FeatureDescriptor = {
       const pool = scope.shared.get('pool', print, pooled, `"${option}"`, `"${option}"`, () => new UpstreamPool(pooled, `${option}.`), (shared) => shared.close());
       routeProxy = proxy({ ...upstream, ...forwarding }, `${option}.`, pool);
     }
-    return { handler: routeProxy, upgrade: route.ws === true ? routeProxy.upgrade : undefined, pool: routeProxy.pool, close: () => routeProxy.close() };
+    return { handler: routeProxy, upgrade: route.ws === true ? routeProxy.upgrade : undefined, pools: [routeProxy.pool], close: () => routeProxy.close() };
   },
 };
