@@ -6,10 +6,11 @@ import http from 'node:http';
 import express from 'express';
 import { gateway, proxy } from '../../index';
 import type { Gateway, ProxyMiddleware } from '../../index';
-import { cache } from '../../middleware/cache';
+import { cache, cacheControlFor, cacheFeature } from '../../middleware/cache';
 import type { CacheMiddleware } from '../../middleware/cache';
 import { getContext } from '../../lib/context';
-import { listen, rawRequest, RunningApp } from '../helpers/app';
+import { SharedParts } from '../../lib/scope';
+import { expressVersions, listen, rawRequest, RunningApp } from '../helpers/app';
 import { expectConfigError } from '../helpers/config';
 import { recordingLogger } from '../helpers/logs';
 import { hmacSecret, signHmac } from '../helpers/tokens';
@@ -480,5 +481,96 @@ describe('cache()', () => {
       await built.close();
       expect(logger.warnings.join('\n')).toMatch(/bypasses the cache.*perConsumer/);
     });
+  });
+});
+
+describe.each(expressVersions)('cache() alone on %s, and on a bare node:http server', (_label, makeExpress) => {
+  it('caches what the app’s own handler answers, and HEAD reads it', async () => {
+    let calls = 0;
+    const middleware = cache({ ttl: '1m' });
+    const server = makeExpress();
+    server.get('/page', middleware, (_req, res) => {
+      calls += 1;
+      res.json({ calls });
+    });
+    const app = await listen(server);
+    try {
+      const first = await rawRequest(app.port, { path: '/page' });
+      const second = await rawRequest(app.port, { path: '/page' });
+      const head = await rawRequest(app.port, { path: '/page', method: 'HEAD' });
+      expect([first.headers['x-cache'], second.headers['x-cache'], head.headers['x-cache']]).toEqual(['MISS', 'HIT', 'HIT']);
+      expect(JSON.parse(second.body)).toEqual({ calls: 1 });
+      // Express's own weak ETag makes a conditional repeat a 304 from the cache.
+      expect((await rawRequest(app.port, { path: '/page', headers: { 'If-None-Match': String(first.headers.etag) } })).status).toBe(304);
+      expect(calls).toBe(1);
+    } finally {
+      await app.close();
+      await middleware.close();
+    }
+  });
+
+  it('works on node:http without Express (no originalUrl, no res.json)', async () => {
+    let calls = 0;
+    const middleware = cache({ ttl: '1m' });
+    const app = await listen((req, res) =>
+      middleware(req, res, () => {
+        calls += 1;
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`call ${calls}`);
+      }),
+    );
+    try {
+      await rawRequest(app.port, { path: '/x?b=1&a=2' });
+      const hit = await rawRequest(app.port, { path: '/x?a=2&b=1' });
+      expect(hit.headers['x-cache']).toBe('HIT');
+      expect(hit.body).toBe('call 1');
+    } finally {
+      await app.close();
+      await middleware.close();
+    }
+  });
+});
+
+describe('route caches of one gateway', () => {
+  it('cacheControlFor(shared) purges a path or a tag in every route’s store (what gw.cache would expose)', async () => {
+    const shared = new SharedParts();
+    const scope = (routeName: string, route: Record<string, unknown>) => ({ optionPrefix: 'routes[0].', routeName, methods: undefined, hosts: undefined, route, gateway: {}, shared });
+    const first = cacheFeature.build({ ttl: '1m' }, scope('/a', { cache: { ttl: '1m' } }));
+    const second = cacheFeature.build({ ttl: '1m' }, scope('/b', { cache: { ttl: '1m' } }));
+    const server = express();
+    server.use('/a', first.handler!, (_req, res) => res.set('cache-tag', 'common').send('a'));
+    server.use('/b', second.handler!, (_req, res) => res.set('cache-tag', 'common').send('b'));
+    const app = await listen(server);
+    try {
+      for (const path of ['/a/1', '/b/1', '/b/2']) await rawRequest(app.port, { path });
+      const control = cacheControlFor(shared);
+      expect(await control.invalidate('/b/1')).toBe(1);
+      expect((await rawRequest(app.port, { path: '/b/1' })).headers['x-cache']).toBe('MISS');
+      expect(await control.invalidateTag('common')).toBe(3);
+      expect((await rawRequest(app.port, { path: '/a/1' })).headers['x-cache']).toBe('MISS');
+    } finally {
+      await app.close();
+      await shared.close();
+    }
+  });
+
+  it('routes naming one store share it, and must give it the same store options', async () => {
+    expectConfigError(
+      () =>
+        gateway({
+          routes: [
+            { path: '/a', upstream: 'http://127.0.0.1:1', cache: { ttl: '1m', name: 'catalog', maxEntries: 10 } },
+            { path: '/b', upstream: 'http://127.0.0.1:1', cache: { ttl: '1m', name: 'catalog', maxEntries: 20 } },
+          ],
+        }),
+      /shares the cache "catalog"/,
+    );
+    const built = gateway({
+      routes: [
+        { path: '/a', upstream: 'http://127.0.0.1:1', cache: { ttl: '1m', name: 'catalog' } },
+        { path: '/b', upstream: 'http://127.0.0.1:1', cache: { ttl: '5m', name: 'catalog', perConsumer: false } },
+      ],
+    });
+    await built.close();
   });
 });
