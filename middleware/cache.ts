@@ -234,6 +234,8 @@ function cacheWithStore(config: CacheConfig, store: CacheStore, close: () => Pro
         }
         for (const header of Object.keys(written)) if (header.startsWith('apicache-')) res.removeHeader(header);
         decision = answerDecision(statusCode, written, answerRules);
+        // Nothing to wait for: the waiters go upstream now, not once this answer has streamed out.
+        if (!decision.store && flight) flights.finish(flight, undefined);
         return decision.store;
       },
       done(body) {
