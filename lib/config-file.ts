@@ -94,6 +94,8 @@ function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv): Config
   const raw: unknown = document.toJS({ maxAliasCount: 100 });
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`the gateway config file ${JSON.stringify(file)} must hold an object with "routes".`);
 
+  // A JSON file may name its schema for editors ("$schema": "…/frontdoor-gateway/dist/schema.json"): not an option.
+  delete (raw as Record<string, unknown>).$schema;
   const secrets = new Set<string>();
   const missing = new Map<string, string>();
   const options = substitute(raw, env, secrets, missing, '');

@@ -188,7 +188,8 @@ export const authFeature: FeatureDescriptor = {
     if (schemes === undefined) return;
     if (!schemes || typeof schemes !== 'object') throw new ConfigError(`"authSchemes" must be an object of name → authenticate() options.`);
     for (const [name, options] of Object.entries(schemes)) {
-      shared.get(SCHEME, name, name, `"authSchemes.${name}"`, `"authSchemes.${name}"`, () => authenticate(withGatewayErrors(options as AuthenticateOptions, `authSchemes.${name}`), `authSchemes.${name}.`));
+      // Keyed by name, compared by options: a reload that changes a scheme (a rotated secret) builds it anew.
+      shared.get(SCHEME, name, options, `"authSchemes.${name}"`, `"authSchemes.${name}"`, () => authenticate(withGatewayErrors(options as AuthenticateOptions, `authSchemes.${name}`), `authSchemes.${name}.`));
     }
   },
   build(value, scope) {

@@ -78,6 +78,8 @@ interface CompiledRoute {
   parts: FeatureParts[];
   /** Runtime controls of the route's features, by option (`cutover` → its setPercent). */
   controls: Map<string, unknown>;
+  /** The route's option path, `routes[2].`, for errors. */
+  option: string;
   /** Path, methods and hosts: two routes with the same key would shadow each other. */
   key: string;
 }
@@ -383,7 +385,10 @@ function buildTable(options: GatewayOptions, previous?: SharedParts): Table {
     const seen = new Map<string, string>();
     for (const route of routes) {
       const twin = seen.get(route.key);
-      if (twin !== undefined) throw new ConfigError(`routes "${twin}" and "${route.name}" have the same path, methods and host; the second would never match.`);
+      if (twin !== undefined) {
+        const message = `routes "${twin}" and "${route.name}" have the same path, methods and host; the second would never match.`;
+        throw new ConfigError(message, [{ path: `${route.option}path`, message }]);
+      }
       seen.set(route.key, route.name);
     }
     const pools = [...new Set(routes.flatMap((route) => route.parts.flatMap((part) => part.pools ?? [])))];
@@ -501,6 +506,7 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
     upgrade: undefined,
     parts: [],
     controls: new Map(),
+    option: prefix,
     key: `${path.shape} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
   };
   routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build

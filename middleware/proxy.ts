@@ -293,7 +293,8 @@ export const proxyFeature: FeatureDescriptor = {
       if (!options || typeof options !== 'object') throw new ConfigError(`"${option}" must be a URL or an object with "target" or "targets".`);
       const resolved = parseOptions(routeUpstreamSchema(), options, `${option}.`);
       const limits = { connectTimeout: resolved.connectTimeout, timeout: resolved.timeout, retries: resolved.retries };
-      shared.get<NamedUpstream>(NAMED, name, name, `"${option}"`, `"${option}"`, () => ({ pool: new UpstreamPool(poolOptions(options), `${option}.`), limits }), (named) => named.pool.close());
+      // Compared by options: a reload that changes the upstream's targets or limits builds it anew; an unchanged one keeps its pool and health.
+      shared.get<NamedUpstream>(NAMED, name, resolved, `"${option}"`, `"${option}"`, () => ({ pool: new UpstreamPool(poolOptions(options), `${option}.`), limits }), (named) => named.pool.close());
     }
   },
   build(value, scope) {

@@ -162,6 +162,52 @@ describe('gw.reload()', () => {
   });
 });
 
+describe('gw.reload() of shared parts whose options changed', () => {
+  let blue: Upstream;
+  let green: Upstream;
+  beforeAll(async () => {
+    blue = await startUpstream({ name: 'blue' });
+    green = await startUpstream({ name: 'green' });
+  });
+  afterAll(async () => {
+    await blue.close();
+    await green.close();
+  });
+
+  it('rotates a named auth scheme’s secret: tokens of the old secret are refused after the reload', async () => {
+    const OLD = 'the-leaked-secret-that-is-long-enough-1';
+    const NEW = 'the-rotated-secret-that-is-long-enough-2';
+    const table = (secret: string): GatewayOptions => ({ authSchemes: { partners: { jwt: { secret, algorithms: ['HS256'] } } }, routes: [{ path: '/api', upstream: blue.url, auth: 'partners' }] });
+    const gw = gateway(table(OLD));
+    const app = await serve(gw);
+    try {
+      const oldToken = await signHmac({ sub: 'p' }, OLD);
+      const newToken = await signHmac({ sub: 'p' }, NEW);
+      expect((await rawRequest(app.port, { path: '/api/1', headers: { authorization: `Bearer ${oldToken}` } })).status).toBe(200);
+      await gw.reload(table(NEW));
+      expect((await rawRequest(app.port, { path: '/api/2', headers: { authorization: `Bearer ${oldToken}` } })).status).toBe(401);
+      expect((await rawRequest(app.port, { path: '/api/3', headers: { authorization: `Bearer ${newToken}` } })).status).toBe(200);
+    } finally {
+      await app.close();
+      await gw.close();
+    }
+  });
+
+  it('moves a named upstream to its new targets', async () => {
+    const table = (url: string): GatewayOptions => ({ upstreams: { orders: { targets: [url] } }, routes: [{ path: '/api', upstream: 'orders' }] });
+    const gw = gateway(table(blue.url));
+    const app = await serve(gw);
+    try {
+      expect((await rawRequest(app.port, { path: '/api/1' })).headers['x-upstream']).toBe('blue');
+      await gw.reload(table(green.url));
+      expect((await rawRequest(app.port, { path: '/api/2' })).headers['x-upstream']).toBe('green');
+    } finally {
+      await app.close();
+      await gw.close();
+    }
+  });
+});
+
 describe('gateway.fromFile()', () => {
   let dir: string;
   let blue: Upstream;
@@ -223,6 +269,16 @@ describe('gateway.fromFile()', () => {
     const located = await gateway.fromFile(file, { env }).catch((err: ConfigError) => err);
     expect((located as ConfigError).issues[0]).toMatchObject({ path: 'routes[0].upstream.target', line: 3, column: 15 });
     expect((located as ConfigError).message).toContain('orders:80');
+  });
+
+  it('takes a JSON file naming its schema for editors, and locates twin routes', async () => {
+    const file = path.join(dir, 'gateway.json');
+    await save(file, JSON.stringify({ $schema: './node_modules/frontdoor-gateway/dist/schema.json', routes: [{ path: '/a', upstream: blue.url }] }, null, 2));
+    const gw = await gateway.fromFile(file);
+    await gw.close();
+    await save(file, ['routes:', '  - path: /a', `    upstream: ${blue.url}`, '  - path: /a/', `    upstream: ${blue.url}`, ''].join('\n'));
+    const twins = (await gateway.fromFile(file).catch((err: ConfigError) => err)) as ConfigError;
+    expect(twins.issues[0]).toMatchObject({ path: 'routes[1].path', line: 4 });
   });
 
   it('names every missing environment variable, and takes ${env:NAME:-default}', async () => {
