@@ -32,7 +32,7 @@ import type { Z } from '../lib/schema';
 import { compareAnswers, prepareAnswer } from '../lib/shadow/compare';
 import type { CompareConfig, RawAnswer } from '../lib/shadow/compare';
 import { ShadowStore } from '../lib/shadow/report';
-import type { ShadowDifference, ShadowReport, SkipReason } from '../lib/shadow/report';
+import type { ShadowDifference, ShadowReport, SkipReason, StoreOptions } from '../lib/shadow/report';
 import { teeRequestBody } from '../lib/shadow/tee';
 import { UpstreamPool, upstreamShape } from '../lib/upstream-pool';
 import type { UpstreamOptions } from '../lib/upstream-pool';
@@ -208,6 +208,7 @@ class Shadow implements ShadowControl {
     optionPrefix: string,
     pools: PoolSource,
     private readonly xForwarded: boolean,
+    stores: (options: StoreOptions) => ShadowStore = (options) => new ShadowStore(options),
   ) {
     this.candidate = endpoint(config.candidate, 'candidate', config.timeout, optionPrefix, pools);
     this.secondary = config.secondary === undefined ? undefined : endpoint(config.secondary, 'secondary', config.timeout, optionPrefix, pools);
@@ -231,7 +232,7 @@ class Shadow implements ShadowControl {
       throw new ConfigError(`"${optionPrefix}redact" has an invalid path ${(err as PathSyntaxError).message}. Paths look like 'customer.email' or 'items[*].card'.`);
     }
     this.compareConfig = { headers: config.compare.headers.map((name) => name.toLowerCase()), rules, limit: DIFFERENCE_LIMIT, maxBytes: config.maxResponseBody };
-    this.store = new ShadowStore({
+    this.store = stores({
       route,
       candidate: this.candidate.pool.targets.map((target) => target.href),
       secondary: this.secondary?.pool.targets.map((target) => target.href) ?? [],
@@ -510,9 +511,11 @@ export function shadow(options: ShadowOptions, primary?: Middleware, optionPrefi
  * app.get('/admin/shadow', adminOnly, shadowReportHandler(gw));
  */
 export function shadowReportHandler(source: ShadowControl | { shadowReport(route?: string): ShadowReport | ShadowReport[] | undefined }): Middleware {
+  const usable = typeof (source as ShadowControl)?.report === 'function' || typeof (source as { shadowReport?: unknown })?.shadowReport === 'function';
+  if (!usable) throw new ConfigError('shadowReportHandler() needs a gateway (gw) or a shadow() middleware to read the reports from.');
   return function shadowReportMiddleware(req, res) {
     const route = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('route') ?? undefined;
-    const report = 'report' in source ? source.report() : source.shadowReport(route);
+    const report = typeof (source as ShadowControl).report === 'function' ? (source as ShadowControl).report() : (source as { shadowReport(route?: string): ShadowReport | ShadowReport[] | undefined }).shadowReport(route);
     const status = report === undefined ? 404 : 200;
     const body = JSON.stringify(report ?? { title: 'No shadow report', detail: `No shadowed route is called ${JSON.stringify(route)}.` });
     res.writeHead(status, { 'content-type': status === 200 ? 'application/json' : 'application/problem+json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
@@ -537,7 +540,10 @@ export const shadowFeature: FeatureDescriptor = {
     // Pools are shared parts: an unchanged candidate keeps its keep-alive sockets and health across a reload.
     const pools: PoolSource = (role, poolOptions, optionPrefix) =>
       scope.shared.get('shadow-pool', `${scope.routeName}\u0000${role}\u0000${fingerprint(poolOptions)}`, poolOptions, `"${optionPrefix.slice(0, -1)}"`, `"${optionPrefix.slice(0, -1)}"`, () => new UpstreamPool(poolOptions, optionPrefix), (pool) => pool.close());
-    const engine = new Shadow(config, scope.routeName, prefix, pools, scope.route.xForwarded !== false);
+    // The report too: routes sharing a name and the same options share one, and an unchanged route keeps it across a reload.
+    const where = `"${prefix.slice(0, -1)}"`;
+    const stores = (options: StoreOptions) => scope.shared.get('shadow-report', `${scope.routeName}\u0000${fingerprint(config)}`, config, where, where, () => new ShadowStore(options));
+    const engine = new Shadow(config, scope.routeName, prefix, pools, scope.route.xForwarded !== false, stores);
     return {
       wrapFinal: (final) => engine.wrap(final),
       control: { report: () => engine.report(), reset: () => engine.reset(), observe: (listener) => engine.observe(listener) } satisfies ShadowControl,
