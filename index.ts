@@ -55,6 +55,8 @@ export { xmlBridge } from './middleware/xml-bridge';
 export type { XmlBridgeOptions, SoapOptions } from './middleware/xml-bridge';
 export { aggregate } from './middleware/aggregate';
 export type { AggregateOptions, AggregateCall, AggregateCallError, AggregateShapeContext, AggregateMiddleware } from './middleware/aggregate';
+export { cache } from './middleware/cache';
+export type { CacheOptions, CacheMiddleware, CacheControl } from './middleware/cache';
 export { fallback } from './middleware/fallback';
 export type { FallbackOptions, FallbackTrigger } from './middleware/fallback';
 export { cutover } from './middleware/cutover';

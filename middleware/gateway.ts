@@ -24,6 +24,8 @@ import { consoleLogger } from '../lib/log';
 import { refuseUpgrade, serveUpgradeAsHttp, serverOf, upgradeResponse } from '../lib/upgrade';
 import { appHandoffFeature } from './app-handoff';
 import type { CutoverControl } from './cutover';
+import { cacheControlFor } from './cache';
+import type { CacheControl } from './cache';
 import { GATEWAY_FEATURES, GatewayFeatureOptions, ROUTE_FEATURES, RouteFeatureOptions } from './features';
 import { gatewayFromFile } from './gateway-file';
 
@@ -138,6 +140,11 @@ export interface Gateway {
    * without a reload: `gw.setCutover('orders', 50)`. A later reload applies the file's or options' value.
    */
   setCutover(route: string, percent: number): void;
+  /**
+   * Invalidation over the caches of every route (`cache` route option): `gw.cache.invalidate('/api/catalog')`,
+   * `gw.cache.invalidateTag('product-7')`. Across instances when the routes' caches share Redis.
+   */
+  readonly cache: CacheControl;
   /** The runtime control a route's feature exposes, by route name and option (`'cutover'`, `'shadow'`), if any. */
   control<T = unknown>(route: string, option: string): T | undefined;
   /** @internal Lets gateway.fromFile() report a file that did not check out as the last reload's error. */
@@ -311,6 +318,8 @@ export function gateway(options: GatewayOptions): Gateway {
   };
   Object.defineProperty(router, 'events', { value: events, enumerable: true });
   Object.defineProperty(router, 'lastReloadError', { get: () => lastReloadError, enumerable: true });
+  // The current table's caches: after a reload, the stores it kept or made.
+  Object.defineProperty(router, 'cache', { get: () => cacheControlFor(table.shared), enumerable: true });
   // `counted`: reload() itself failed and already told the observers.
   router[REPORT_RELOAD_ERROR] = (error: ConfigError, counted: boolean) => {
     lastReloadError = error;

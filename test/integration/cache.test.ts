@@ -554,6 +554,39 @@ describe('route caches of one gateway', () => {
     }
   });
 
+  it('gw.cache purges every route’s store, and a reload that keeps a cache keeps its entries', async () => {
+    const seen = { count: 0 };
+    const origin = await startUpstream({
+      handler: (req, res) => {
+        seen.count += 1;
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-tag': 'catalog' });
+        res.end(JSON.stringify({ url: req.url, n: seen.count }));
+      },
+    });
+    const route = { path: '/catalog', upstream: origin.url, cache: { ttl: '1m' } };
+    const gw = gateway({ routes: [route] });
+    const server = express();
+    server.use(gw);
+    const app = await listen(server);
+    const xCache = async (path: string) => (await rawRequest(app.port, { path })).headers['x-cache'];
+    try {
+      expect(await xCache('/catalog/1')).toBe('MISS');
+      expect(await xCache('/catalog/1')).toBe('HIT');
+      // An unrelated reload keeps the route's store and what it holds.
+      await gw.reload({ routes: [route, { path: '/other', upstream: origin.url }] });
+      expect(await xCache('/catalog/1')).toBe('HIT');
+      expect(await gw.cache.invalidateTag('catalog')).toBe(1);
+      expect(await xCache('/catalog/1')).toBe('MISS');
+      expect(await gw.cache.invalidate('/catalog')).toBe(1);
+      expect(await xCache('/catalog/1')).toBe('MISS');
+      expect(seen.count).toBe(3);
+    } finally {
+      await app.close();
+      await gw.close();
+      await origin.close();
+    }
+  });
+
   it('routes naming one store share it, and must give it the same store options', async () => {
     expectConfigError(
       () =>
