@@ -17,6 +17,8 @@ interface LazyModules {
   'passport-jwt': typeof import('passport-jwt');
   pino: typeof import('pino');
   yaml: typeof import('yaml');
+  '@grpc/grpc-js': typeof import('@grpc/grpc-js');
+  '@grpc/proto-loader': typeof import('@grpc/proto-loader');
 }
 
 export function load<K extends keyof LazyModules>(id: K): LazyModules[K] {
