@@ -57,6 +57,8 @@ export { aggregate } from './middleware/aggregate';
 export type { AggregateOptions, AggregateCall, AggregateCallError, AggregateShapeContext, AggregateMiddleware } from './middleware/aggregate';
 export { cache } from './middleware/cache';
 export type { CacheOptions, CacheMiddleware, CacheControl } from './middleware/cache';
+export { shadow, shadowReportHandler } from './middleware/shadow';
+export type { ShadowOptions, ShadowEndpoint, ShadowCompareOptions, ShadowReport, ShadowSample, ShadowDifference, ShadowControl, ShadowEvent, ShadowMiddleware, SkipReason, NotShadowedReason, ShadowOutcome } from './middleware/shadow';
 export { fallback } from './middleware/fallback';
 export type { FallbackOptions, FallbackTrigger } from './middleware/fallback';
 export { cutover } from './middleware/cutover';

@@ -123,6 +123,8 @@ export interface GatewayFeatureDescriptor {
   build(value: unknown, shared: SharedParts): FeatureParts & {
     /** Called with every pool of the gateway once the routes are built. */
     watchPools?(pools: UpstreamPool[]): void;
+    /** Called with the runtime controls of every route once the routes are built (metrics subscribes to shadow outcomes); returns what unsubscribes. */
+    watchRoutes?(routes: ReadonlyArray<{ name: string; controls: ReadonlyMap<string, unknown> }>): () => void;
     /** Told of each reload of the gateway: by the new table's observers when applied, the old one's when it failed. */
     reloaded?(outcome: 'applied' | 'failed'): void;
   };

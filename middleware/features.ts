@@ -29,6 +29,8 @@ import { cutoverFeature } from './cutover';
 import type { CutoverOptions } from './cutover';
 import { fallbackFeature } from './fallback';
 import type { FallbackOptions } from './fallback';
+import { shadowFeature } from './shadow';
+import type { ShadowOptions } from './shadow';
 import { authFeature } from './authenticate';
 import { authorizeFeature } from './authorize';
 import { corsFeature } from './cors';
@@ -62,6 +64,7 @@ export const ROUTE_FEATURES: readonly FeatureDescriptor[] = [
   // Wrappers of the final handler, innermost first: cutover(fallback(upstream)), shadow around what answers.
   fallbackFeature,
   cutoverFeature,
+  shadowFeature,
 ];
 
 /** Gateway options that wrap every route (observe): trace → metrics → access log. */
@@ -112,6 +115,8 @@ export interface RouteFeatureOptions {
   fallback?: FallbackOptions | true;
   /** Send this share of the route's requests to the upstream, the rest to the app's own handler, see cutover(). */
   cutover?: CutoverOptions | number;
+  /** Copy requests to a candidate service and compare its answers with the primary's, see shadow(). */
+  shadow?: ShadowOptions;
   /** Rate limit, see rateLimit(). Counters are per route (its name, or its path and methods) unless routes share a `name`. */
   rateLimit?: RateLimitOptions;
 }

@@ -24,6 +24,7 @@ import { consoleLogger } from '../lib/log';
 import { refuseUpgrade, serveUpgradeAsHttp, serverOf, upgradeResponse } from '../lib/upgrade';
 import { appHandoffFeature } from './app-handoff';
 import type { CutoverControl } from './cutover';
+import type { ShadowControl, ShadowReport } from './shadow';
 import { cacheControlFor } from './cache';
 import type { CacheControl } from './cache';
 import { GATEWAY_FEATURES, GatewayFeatureOptions, ROUTE_FEATURES, RouteFeatureOptions } from './features';
@@ -145,6 +146,12 @@ export interface Gateway {
    * `gw.cache.invalidateTag('product-7')`. Across instances when the routes' caches share Redis.
    */
   readonly cache: CacheControl;
+  /**
+   * What a route's `shadow` found: tallies of match, mismatch, candidate error and skipped, the fields that differ,
+   * learned noise and samples. Without a name, the reports of every shadowed route.
+   */
+  shadowReport(): ShadowReport[];
+  shadowReport(route: string): ShadowReport | undefined;
   /** The runtime control a route's feature exposes, by route name and option (`'cutover'`, `'shadow'`), if any. */
   control<T = unknown>(route: string, option: string): T | undefined;
   /** @internal Lets gateway.fromFile() report a file that did not check out as the last reload's error. */
@@ -300,6 +307,13 @@ export function gateway(options: GatewayOptions): Gateway {
     return table.routes.find((route) => route.name === name && route.controls.has(option))?.controls.get(option) as T | undefined;
   };
 
+  router.shadowReport = function shadowReport(name?: string): never {
+    const shadowed = table.routes.filter((route) => route.controls.has('shadow') && (name === undefined || route.name === name));
+    // Routes that share a name and the same shadow options share one report: list each once.
+    const reports = [...new Set(shadowed.map((route) => route.controls.get('shadow') as ShadowControl))].map((control) => control.report());
+    return (name === undefined ? reports : reports[0]) as never;
+  } as Gateway['shadowReport'];
+
   router.setCutover = function setCutover(name: string, percent: number): void {
     const controls = table.routes.filter((route) => route.name === name && route.controls.has('cutover')).map((route) => route.controls.get('cutover') as CutoverControl);
     if (controls.length === 0) {
@@ -402,6 +416,9 @@ function buildTable(options: GatewayOptions, previous?: SharedParts): Table {
     }
     const pools = [...new Set(routes.flatMap((route) => route.parts.flatMap((part) => part.pools ?? [])))];
     for (const observer of observers) observer.watchPools?.(pools);
+    const unwatch = observers.flatMap((observer) => (observer.watchRoutes ? [observer.watchRoutes(routes)] : []));
+    // Closed with the table: a replaced table's routes stop reporting to the observers.
+    if (unwatch.length > 0) observers.push({ close: () => unwatch.forEach((stop) => stop()) });
     const table: Table = {
       routes,
       observe,

@@ -15,6 +15,7 @@ import type { UpstreamPool } from '../lib/upstream-pool';
 import { observeUpstream } from '../lib/upstream-observers';
 import type { UpstreamResult } from '../lib/upstream-observers';
 import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
+import type { ShadowControl, ShadowEvent } from './shadow';
 
 export interface MetricsOptions {
   /** Metrics registry to record into. Defaults to the process-wide one that `metricsHandler()` serves. */
@@ -44,6 +45,8 @@ export class MetricsRegistry {
   readonly cacheLookups: Counter;
   readonly fallbacks: Counter;
   readonly cutover: Counter;
+  readonly shadowComparisons: Counter;
+  readonly shadowCandidateDuration: Histogram;
   private readonly serializer: PrometheusSerializer;
   /** Records the upstream attempts of the requests metrics() observes (subscribed per request). */
   readonly onUpstreamResult = (result: UpstreamResult): void => this.recordUpstream(result);
@@ -73,6 +76,8 @@ export class MetricsRegistry {
     this.cacheLookups = meter.createCounter('frontdoor.cache.lookups', { description: 'Requests through cache(), by outcome (HIT, MISS, BYPASS).' });
     this.fallbacks = meter.createCounter('frontdoor.fallbacks', { description: 'Requests fallback() handed to the app, by trigger (unavailable, timeout, or the upstream status).' });
     this.cutover = meter.createCounter('frontdoor.cutover.requests', { description: 'Requests of cutover routes, by side (service, monolith).' });
+    this.shadowComparisons = meter.createCounter('frontdoor.shadow.comparisons', { description: 'Shadowed requests by outcome (match, mismatch, candidate_error, skipped, not_shadowed) and reason.' });
+    this.shadowCandidateDuration = meter.createHistogram('frontdoor.shadow.candidate.duration', { unit: 's', description: 'Time of the candidate copies, from sending to the answer or failure.', advice });
   }
 
   /** The registry in Prometheus text exposition format, with the target health gauge. */
@@ -239,6 +244,9 @@ function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
 }
 
+/** Prometheus-style label values of shadow outcomes. */
+const OUTCOME_LABELS: Record<ShadowEvent['outcome'], string> = { match: 'match', mismatch: 'mismatch', candidateError: 'candidate_error', skipped: 'skipped', notShadowed: 'not_shadowed' };
+
 /** The gateway option `metrics`: metrics() options or `true`; the registry reports the gateway's pools. */
 export const metricsFeature: GatewayFeatureDescriptor = {
   option: 'metrics',
@@ -257,6 +265,17 @@ export const metricsFeature: GatewayFeatureDescriptor = {
       },
       reloaded(outcome) {
         middleware.registry.reloads.add(1, { outcome });
+      },
+      watchRoutes(routes) {
+        const registry = middleware.registry;
+        const stops = [...new Set(routes.flatMap((route) => (route.controls.has('shadow') ? [route.controls.get('shadow') as ShadowControl] : [])))].map((control) =>
+          control.observe((event) => {
+            const outcome = OUTCOME_LABELS[event.outcome];
+            registry.shadowComparisons.add(1, { 'http.route': event.route, 'frontdoor.shadow.outcome': outcome, ...(event.reason ? { 'frontdoor.shadow.reason': event.reason } : {}) });
+            if (event.candidateMs !== undefined) registry.shadowCandidateDuration.record(event.candidateMs / 1000, { 'http.route': event.route, 'frontdoor.shadow.outcome': outcome });
+          }),
+        );
+        return () => stops.forEach((stop) => stop());
       },
       close() {
         middleware.registry.removePools(watched);

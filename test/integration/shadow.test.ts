@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import pino from 'pino';
-import { gateway } from '../../index';
+import { gateway, MetricsRegistry } from '../../index';
 import type { Gateway } from '../../index';
 import { shadow, shadowReportHandler } from '../../middleware/shadow';
 import type { ShadowControl, ShadowOptions, ShadowReport } from '../../middleware/shadow';
@@ -349,6 +349,30 @@ describe('shadow', () => {
       expect(shop.report().requests).toBe(0);
     } finally {
       await shop.close();
+    }
+  });
+
+  it('reports through gw.shadowReport() and counts outcomes in the gateway’s metrics', async () => {
+    const registry = new MetricsRegistry();
+    const gw = gateway({ metrics: { registry }, routes: [{ path: '/api/orders', name: 'orders', shadow: { candidate: candidate.url, compare: { ignore: ['updatedAt', 'items[*].id'] } } }, { path: '/api/plain', app: true }] });
+    const server = express();
+    server.use(gw);
+    mountMonolith(server);
+    const app = await listen(server);
+    try {
+      for (const id of [1, 3]) await (await get(app, `/api/orders/${id}`)).arrayBuffer();
+      await waitFor(() => compared(gw.shadowReport('orders')!) === 2);
+      expect(gw.shadowReport('orders')?.outcomes).toMatchObject({ match: 1, mismatch: 1 });
+      expect(gw.shadowReport().map((report) => report.route)).toEqual(['orders']);
+      expect(gw.shadowReport('plain')).toBeUndefined();
+      const text = await registry.exposition();
+      expect(text).toMatch(/^frontdoor_shadow_comparisons_total\{[^}]*frontdoor_shadow_outcome="match"[^}]*\} 1$/m);
+      expect(text).toMatch(/^frontdoor_shadow_comparisons_total\{[^}]*frontdoor_shadow_outcome="mismatch"[^}]*\} 1$/m);
+      expect(text).toMatch(/^frontdoor_shadow_candidate_duration_count\{[^}]*http_route="orders",frontdoor_shadow_outcome="match"[^}]*\} 1$/m);
+      expect(text).toMatch(/^frontdoor_shadow_candidate_duration_count\{[^}]*http_route="orders",frontdoor_shadow_outcome="mismatch"[^}]*\} 1$/m);
+    } finally {
+      await gw.close();
+      await app.close();
     }
   });
 
