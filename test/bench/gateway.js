@@ -6,7 +6,10 @@
  *   ← { cmd: 'rss-reset' }                  start a fresh peak-RSS window (sampled every 100 ms)
  *   ← { cmd: 'rss' }  → { type: 'rss', rss, peakRss, cpuMicros }   bytes, now and the peak since the last
  *                                          reset; CPU time (user + system, µs) used since the last reset
+ *   ← { cmd: 'row-stats' } → { type: 'row-stats', stats }   what the row's stats() returns (undefined without one)
  *   ← { cmd: 'close' } → { type: 'closed' }  then exits 0 (so `node --cpu-prof` can write its profile)
+ * When the row's build throws (an option this build does not know), it sends { type: 'build-failed', message }
+ * and exits 3.
  * It exits by itself when the parent goes away.
  */
 'use strict';
@@ -25,7 +28,16 @@ if (!/^\d+$/.test(upstreamPort || '')) {
 }
 
 const services = { redisUrl: process.env.BENCH_REDIS_URL, otlpUrl: process.env.BENCH_OTLP_URL };
-const { app, close } = variant.build(`http://127.0.0.1:${upstreamPort}`, services);
+let built;
+try {
+  built = variant.build(`http://127.0.0.1:${upstreamPort}`, services);
+} catch (err) {
+  const message = err && err.message ? err.message : String(err);
+  console.error(`gateway.js (${name}): build failed: ${message}`);
+  process.send({ type: 'build-failed', message }, () => process.exit(3));
+  return;
+}
+const { app, close, stats } = built;
 
 let peakRss = 0;
 let cpuAtReset = process.cpuUsage();
@@ -70,6 +82,12 @@ process.on('message', (msg) => {
     if (rss > peakRss) peakRss = rss;
     const cpu = process.cpuUsage(cpuAtReset);
     process.send({ type: 'rss', rss, peakRss, cpuMicros: cpu.user + cpu.system });
+  } else if (msg.cmd === 'row-stats') {
+    try {
+      process.send({ type: 'row-stats', stats: stats ? stats() : undefined });
+    } catch (err) {
+      process.send({ type: 'row-stats', error: err && err.message ? err.message : String(err) });
+    }
   } else if (msg.cmd === 'close') {
     void shutdown(0);
   }

@@ -21,10 +21,16 @@
  *                      runs at once, and the load moves from one to the next, so a drift of the machine's speed
  *                      hits them all alike (for shared and virtual machines, where rows run minutes apart
  *                      differ by more than a feature costs)
+ *   BENCH_DIST         the build the rows load instead of ./dist (e.g. one built apart with
+ *                      `npx tsc -p tsconfig.build.json --outDir .tmp/bench-dist`, so a shared dist/ is left alone)
  *   BENCH_BASELINE_DIST another build's dist/ directory (e.g. an older commit built in a git worktree): adds a row
  *                      `<row>@baseline` for every `frontdoor-*` row, the same app with frontdoor loaded from there,
  *                      e.g. BENCH_BASELINE_DIST=../wt-base/dist BENCH_ONLY=frontdoor-gateway@baseline,frontdoor-gateway
  *                      BENCH_INTERLEAVE=20 (a row using an option that build does not know fails at start-up)
+ *
+ * Every row's answers are checked before it is loaded (variants.js: `expect`), and after it the upstream's request
+ * count per client request (`upstreamPerRequest`), non-2xx answers, requests the upstream did not expect and the
+ * row's own `verifyStats`: any of those prints "FAILED" and makes the exit code 1.
  *
  * Prints a table and writes the same results to .tmp/bench-results.json. Exit code 0 on success.
  */
@@ -38,11 +44,14 @@ const path = require('node:path');
 const autocannon = require('autocannon');
 const net = require('node:net');
 const { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH, BASELINE_SUFFIX, baselineDist } = require('./variants');
+const { ORDER_JSON } = require('./payloads');
 
 const ROOT = path.join(__dirname, '..', '..');
 const RESULTS_FILE = path.join(ROOT, '.tmp', 'bench-results.json');
 const INTERLEAVE_FILE = path.join(ROOT, '.tmp', 'bench-interleaved.json');
 const PROF_DIR = path.join(ROOT, '.tmp', 'bench-prof');
+/** The build the rows load (variants.js reads the same variable). */
+const DIST_USED = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.join(ROOT, 'dist');
 
 function envNumber(name, fallback) {
   const raw = process.env[name];
@@ -66,6 +75,20 @@ const settings = {
   method: 'GET',
   path: REQUEST_PATH,
 };
+
+/** The requests a row sends, in order: one, or the requests of a screen (see variants.js). */
+function requestsOf(variant) {
+  const request = variant.request || { method: settings.method, path: settings.path };
+  return (Array.isArray(request) ? request : [request]).map((r) => ({ method: r.method || 'GET', path: r.path, headers: r.headers || {}, body: r.body }));
+}
+
+/** What one unit of a row's throughput is. */
+function unitOf(variant) {
+  return variant.unit || (requestsOf(variant).length > 1 ? 'screen' : 'req');
+}
+
+/** Verification failures (wrong answers, upstream counts): reported, and the run exits 1. */
+const failures = [];
 
 const rounds = Math.round(envNumber('BENCH_ROUNDS', 1));
 const waitQuietSeconds = process.env.BENCH_WAIT_QUIET ? envNumber('BENCH_WAIT_QUIET', 0) : 0;
@@ -262,18 +285,88 @@ async function startRedis() {
 // ---------------------------------------------------------------------------------------------------------
 // Load.
 
-/** One GET over a keep-alive connection (so the answer's `Connection` header is the server's own choice). */
-function get(port, urlPath) {
+/** One request over a keep-alive connection (so the answer's `Connection` header is the server's own choice). */
+function send(port, { method = 'GET', path: urlPath, headers = {}, body }) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: body ? { ...headers, 'content-length': String(body.length) } : headers, agent }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
     });
-    req.setTimeout(5_000, () => req.destroy(new Error(`GET ${urlPath} timed out`)));
+    req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${urlPath} timed out`)));
     req.on('error', reject);
+    req.end(body);
   }).finally(() => agent.destroy());
+}
+
+const get = (port, urlPath) => send(port, { path: urlPath });
+
+/**
+ * Sends a row's requests once (after `prime` rounds whose answers are not checked) and throws unless every
+ * answer is the one the row expects (by default: 200 with the upstream's 223-byte order). Resolves with the
+ * first request's answer.
+ */
+async function probeRow(variant, port) {
+  const requests = requestsOf(variant);
+  for (let i = 0; i < (variant.prime || 0); i++) for (const request of requests) await send(port, request);
+  let first;
+  for (const request of requests) {
+    const res = await send(port, request);
+    const wrong = variant.expect
+      ? variant.expect(res)
+      : res.status !== 200 || res.body.length !== ORDER_JSON.length ? `answered ${res.status} with ${res.body.length} bytes, expected 200 with 223` : undefined;
+    if (wrong) throw new Error(`${variant.name}: ${request.method} ${request.path} ${wrong}`);
+    first = first || res;
+  }
+  return first;
+}
+
+/**
+ * What is wrong with the upstream's request count for `completed` client requests, if anything. Every load period
+ * ends with up to one request per connection cut off by the load generator, which the upstream may still get.
+ */
+function upstreamCheck(variant, upstreamRequests, completed, periods) {
+  const [min, max] = variant.upstreamPerRequest || [1, 1];
+  const low = min * completed * 0.95;
+  const high = max * (completed * 1.05 + settings.connections * periods) + 10;
+  if (upstreamRequests >= low && upstreamRequests <= high) return undefined;
+  return `the upstream received ${upstreamRequests} requests for ${completed} completed (${completed ? (upstreamRequests / completed).toFixed(3) : '–'} per request), expected ${min === max ? min : `${min}–${max}`} per request`;
+}
+
+/**
+ * Starts a row's gateway child and waits for it to listen: `{ child, port }`, or `{ skipped }` with the reason
+ * when the build of an `optional` row throws (a feature this build does not have yet).
+ */
+async function startGateway(variant, upstreamPort, env, nodeArgs = []) {
+  const child = startChild('gateway.js', [variant.name, String(upstreamPort)], { core: 0, nodeArgs, env });
+  let buildError;
+  const onMessage = (m) => {
+    if (m && m.type === 'build-failed') buildError = m.message;
+  };
+  child.on('message', onMessage);
+  try {
+    const { port } = await ask(child, null, 'listening', 15_000);
+    return { child, port };
+  } catch (err) {
+    // The message is sent before the child exits, but its exit may be seen first.
+    if (buildError === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
+    if (buildError === undefined) throw err;
+    if (variant.optional) return { skipped: buildError };
+    throw new Error(`${variant.name}: the row's build threw: ${buildError}`);
+  } finally {
+    child.off('message', onMessage);
+  }
+}
+
+/** Fetches the row's `stats()` from its gateway and runs its `verifyStats`; returns the stats (or undefined). */
+async function rowStats(variant, child, requests) {
+  const { stats, error } = await ask(child, { cmd: 'row-stats' }, 'row-stats');
+  if (error) throw new Error(`${variant.name}: stats() threw: ${error}`);
+  if (stats === undefined) return undefined;
+  const wrong = variant.verifyStats ? variant.verifyStats(stats, { requests }) : undefined;
+  if (wrong) failures.push(`${variant.name}: ${wrong}`);
+  return stats;
 }
 
 /** Response times of 2xx answers in ms, at full precision (autocannon's own histogram rounds to 1 ms). */
@@ -296,22 +389,45 @@ class Latencies {
   }
 }
 
-/** Runs autocannon for `duration` seconds; resolves with its result and the precise latency summary. */
-async function load(port, duration) {
-  const latencies = new Latencies();
-  const instance = autocannon({
-    url: `http://127.0.0.1:${port}${settings.path}`,
-    method: settings.method,
-    connections: settings.connections,
-    pipelining: settings.pipelining,
-    duration,
-    timeout: 10,
-  });
-  instance.on('response', (client, statusCode, resBytes, responseTime) => {
-    if (statusCode >= 200 && statusCode < 300) latencies.add(responseTime);
-  });
+/**
+ * Runs autocannon with the row's request(s) for `duration` seconds; resolves with its result, the latencies
+ * (added to `latencies`: of 2xx answers, or of whole screens) and the units done: requests, or for a screen row
+ * (several requests, sent in order on each connection) the screens whose requests all answered 2xx, timed as the
+ * sum of their requests' response times.
+ */
+async function load(port, duration, variant, latencies = new Latencies()) {
+  const requests = requestsOf(variant);
+  const [first] = requests;
+  const options = { url: `http://127.0.0.1:${port}${first.path}`, connections: settings.connections, pipelining: settings.pipelining, duration, timeout: 10 };
+  if (requests.length === 1) Object.assign(options, { method: first.method, headers: first.headers, body: first.body });
+  else options.requests = requests.map(({ method, path: p, headers, body }) => ({ method, path: p, headers, body }));
+  const instance = autocannon(options);
+  let screens = 0;
+  if (requests.length === 1) {
+    instance.on('response', (client, statusCode, resBytes, responseTime) => {
+      if (statusCode >= 200 && statusCode < 300) latencies.add(responseTime);
+    });
+  } else {
+    const progress = new Map();
+    instance.on('response', (client, statusCode, resBytes, responseTime) => {
+      let screen = progress.get(client);
+      if (!screen) progress.set(client, (screen = { n: 0, ms: 0, ok: true }));
+      screen.n++;
+      screen.ms += responseTime;
+      if (statusCode < 200 || statusCode >= 300) screen.ok = false;
+      if (screen.n === requests.length) {
+        if (screen.ok) {
+          latencies.add(screen.ms);
+          screens++;
+        }
+        screen.n = 0;
+        screen.ms = 0;
+        screen.ok = true;
+      }
+    });
+  }
   const result = await instance;
-  return { result, latency: latencies.summary() };
+  return { result, latencies, units: requests.length === 1 ? result.requests.total : screens };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -326,18 +442,19 @@ async function runRow(variant, upstream, upstreamPort, env) {
         ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR, '--cpu-prof-name', `${variant.name}.cpuprofile`]
         : [];
       if (nodeArgs.length) fs.mkdirSync(PROF_DIR, { recursive: true });
-      gw = startChild('gateway.js', [variant.name, String(upstreamPort)], { core: 0, nodeArgs, env });
-      ({ port } = await ask(gw, null, 'listening', 15_000));
+      const started = await startGateway(variant, upstreamPort, env, nodeArgs);
+      if (started.skipped) {
+        console.log(`  ${variant.name.padEnd(20)} skipped: ${started.skipped}`);
+        return null;
+      }
+      ({ child: gw, port } = started);
     }
     // Footprint before any request: what loading the modules and building the app cost.
     const idle = gw ? await ask(gw, { cmd: 'rss' }, 'rss') : null;
 
     // A request that goes through must come back whole; requests outside the route table must still
     // reach the app (when the row says so).
-    const probe = await get(port, settings.path);
-    if (probe.status !== 200 || probe.body.length !== 223) {
-      throw new Error(`${variant.name}: GET ${settings.path} answered ${probe.status} with ${probe.body.length} bytes, expected 200 with 223`);
-    }
+    const probe = await probeRow(variant, port);
     // http-proxy passes the upstream's `Connection: close` through when its agent does not keep alive, so the
     // client reconnects for every request. autocannon's latency is not meaningful then: on each reconnect it
     // queues one more request than it can be answered for, and times responses against ever older starts.
@@ -354,7 +471,7 @@ async function runRow(variant, upstream, upstreamPort, env) {
       while (busy !== null && busy > 0.05 && Date.now() < until) busy = await machineBusy(1000);
     }
     process.stdout.write(`  ${variant.name.padEnd(20)} warm-up ${settings.warmup}s`);
-    await load(port, settings.warmup);
+    await load(port, settings.warmup, variant);
 
     await ask(upstream, { cmd: 'reset' }, 'reset');
     if (gw) await ask(gw, { cmd: 'rss-reset' }, 'rss-reset');
@@ -369,7 +486,8 @@ async function runRow(variant, upstream, upstreamPort, env) {
     const markDelay = Math.min(1000, (settings.duration * 1000) / 4);
     // Settles to an error instead of rejecting while the load runs (an unhandled rejection would end the bench).
     const mark = new Promise((resolve) => setTimeout(resolve, markDelay)).then(() => ask(upstream, { cmd: 'mark' }, 'mark')).catch((err) => err);
-    const { result, latency } = await load(port, settings.duration);
+    const { result, latencies, units } = await load(port, settings.duration, variant);
+    const latency = latencies.summary();
     const marked = await mark;
     if (marked instanceof Error) throw marked;
     const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -378,9 +496,15 @@ async function runRow(variant, upstream, upstreamPort, env) {
 
     const mem = gw ? await ask(gw, { cmd: 'rss' }, 'rss') : null;
     const up = await ask(upstream, { cmd: 'stats' }, 'stats');
+    const stats = gw ? await rowStats(variant, gw, result.requests.total) : undefined;
     process.stdout.write(' done\n');
 
-    const total = result.requests.total;
+    const unit = unitOf(variant);
+    const screenSize = requestsOf(variant).length;
+    // Units: requests, or screens for a screen row (its latency is already a screen's).
+    const total = screenSize > 1 ? units : result.requests.total;
+    const upstreamWrong = upstreamCheck(variant, up.requests, result.requests.total, 1);
+    if (upstreamWrong) failures.push(`${variant.name}: ${upstreamWrong}`);
     // The gateway should be the bottleneck: close to 100 % of core 0. Whatever else ran on either core is
     // interference (another process on the machine), which makes the row slower than it is. Kernel work done
     // outside our processes' accounting (softirqs) shows up there too, so only a clear excess is flagged.
@@ -398,8 +522,11 @@ async function runRow(variant, upstream, upstreamPort, env) {
     const row = {
       variant: variant.name,
       description: variant.description,
-      reqPerSec: result.requests.mean,
+      unit,
+      reqPerSec: screenSize > 1 ? units / settings.duration : result.requests.mean,
       totalRequests: total,
+      upstreamPerRequest: result.requests.total > 0 ? up.requests / result.requests.total : null,
+      stats,
       latencyMs: latency,
       latencyValid: !closesClientConnections,
       closesClientConnections,
@@ -422,6 +549,8 @@ async function runRow(variant, upstream, upstreamPort, env) {
     if (row.errors || row.timeouts || row.non2xx || up.wrongPath) {
       problems.push(`errors=${row.errors} timeouts=${row.timeouts} non2xx=${row.non2xx} upstreamWrongPath=${up.wrongPath}`);
     }
+    if (row.non2xx || up.wrongPath) failures.push(`${variant.name}: non2xx=${row.non2xx} upstreamWrongPath=${up.wrongPath}`);
+    if (upstreamWrong) problems.push(upstreamWrong);
     if (cpu.otherOnCore0 !== null && cpu.otherOnCore0 > 0.05) {
       problems.push(`other processes used ${(cpu.otherOnCore0 * 100).toFixed(0)} % of the gateway's core: the machine was not quiet`);
     }
@@ -443,33 +572,43 @@ async function runRow(variant, upstream, upstreamPort, env) {
 /**
  * Starts every row's gateway (all on core 0; only the loaded one is busy), checks and warms each, then
  * loads them in turn for `slices` rounds of `sliceSeconds`, alternating the order. Returns per-row totals
- * and, for each slice round, each row's requests and CPU time.
+ * and, for each slice round, each row's units (requests or screens), CPU time and upstream requests.
  */
-async function runInterleaved(rows, upstreamPort, env) {
+async function runInterleaved(rows, upstream, upstreamPort, env) {
   const gateways = [];
+  const skipped = [];
   try {
     for (const variant of rows) {
-      const child = startChild('gateway.js', [variant.name, String(upstreamPort)], { core: 0, env });
-      const { port } = await ask(child, null, 'listening', 15_000);
-      gateways.push({ variant, child, port, requests: [], cpuMicros: [], errors: 0, non2xx: 0, timeouts: 0 });
-      const probe = await get(port, settings.path);
-      if (probe.status !== 200 || probe.body.length !== 223) {
-        throw new Error(`${variant.name}: GET ${settings.path} answered ${probe.status} with ${probe.body.length} bytes, expected 200 with 223`);
+      const started = await startGateway(variant, upstreamPort, env);
+      if (started.skipped) {
+        if (variant === rows[0]) throw new Error(`${variant.name}, the reference, could not be built: ${started.skipped}`);
+        console.log(`  ${variant.name.padEnd(20)} skipped: ${started.skipped}`);
+        skipped.push({ variant: variant.name, reason: started.skipped });
+        continue;
       }
+      const { child, port } = started;
+      gateways.push({ variant, child, port, requests: [], cpuMicros: [], upstreamRequests: [], completed: 0, latencies: new Latencies(), errors: 0, non2xx: 0, timeouts: 0, wrongPath: 0 });
+      await probeRow(variant, port);
     }
+    if (gateways.length < 2) throw new Error('fewer than two rows left to compare');
     for (const g of gateways) {
       process.stdout.write(`  ${g.variant.name.padEnd(20)} warm-up ${settings.warmup}s\n`);
-      await load(g.port, settings.warmup);
+      await load(g.port, settings.warmup, g.variant);
     }
     process.stdout.write(`  ${interleaveSlices} slices of ${sliceSeconds}s per row: `);
     const ticksBefore = readCpuTicks();
     for (let slice = 0; slice < interleaveSlices; slice++) {
       for (const g of slice % 2 ? [...gateways].reverse() : gateways) {
         await ask(g.child, { cmd: 'rss-reset' }, 'rss-reset');
-        const { result } = await load(g.port, sliceSeconds);
+        await ask(upstream, { cmd: 'mark' }, 'mark');
+        const { result, units } = await load(g.port, sliceSeconds, g.variant, g.latencies);
         const { cpuMicros } = await ask(g.child, { cmd: 'rss' }, 'rss');
-        g.requests.push(result.requests.total);
+        const up = await ask(upstream, { cmd: 'stats' }, 'stats');
+        g.requests.push(units);
         g.cpuMicros.push(cpuMicros);
+        g.upstreamRequests.push(up.requestsSinceMark);
+        g.completed += result.requests.total;
+        g.wrongPath += up.wrongPathSinceMark;
         g.errors += result.errors;
         g.non2xx += result.non2xx;
         g.timeouts += result.timeouts;
@@ -478,7 +617,15 @@ async function runInterleaved(rows, upstreamPort, env) {
     }
     process.stdout.write(' done\n');
     const shares = cpuShares(ticksBefore, readCpuTicks());
-    return { gateways, steal: shares && shares.cpu ? shares.cpu.steal : null };
+    for (const g of gateways) {
+      const upstreamTotal = g.upstreamRequests.reduce((a, b) => a + b, 0);
+      g.upstreamPerRequest = g.completed > 0 ? upstreamTotal / g.completed : null;
+      g.upstreamWrong = upstreamCheck(g.variant, upstreamTotal, g.completed, interleaveSlices);
+      if (g.upstreamWrong) failures.push(`${g.variant.name}: ${g.upstreamWrong}`);
+      if (g.non2xx || g.wrongPath) failures.push(`${g.variant.name}: non2xx=${g.non2xx} upstreamWrongPath=${g.wrongPath}`);
+      g.stats = await rowStats(g.variant, g.child, g.completed);
+    }
+    return { gateways, skipped, steal: shares && shares.cpu ? shares.cpu.steal : null };
   } finally {
     for (const g of gateways) await stopChild(g.child);
   }
@@ -491,37 +638,67 @@ function quartiles(values) {
   return [at(0.25), at(0.5), at(0.75)];
 }
 
-function interleavedReport({ gateways, steal }) {
+/** `a`'s totals over `b`'s, and the quartiles of the per-slice-round ratios (adjacent in time). */
+function compareSlices(a, b) {
+  const sum = (x) => x.reduce((p, q) => p + q, 0);
+  const [q1, med, q3] = quartiles(a.requests.map((n, i) => n / b.requests[i]));
+  return { throughput: sum(a.requests) / sum(b.requests), sliceMedian: med, sliceQ1: q1, sliceQ3: q3 };
+}
+
+function interleavedReport({ gateways, skipped, steal }) {
   const sum = (a) => a.reduce((x, y) => x + y, 0);
   const ref = gateways[0];
-  const refTotal = sum(ref.requests);
   const rows = gateways.map((g) => {
     const total = sum(g.requests);
-    // Per slice round: this row's requests over the reference's in the same round (adjacent in time).
-    const [q1, med, q3] = quartiles(g.requests.map((n, i) => n / ref.requests[i]));
+    const latency = g.latencies.summary();
     return {
       variant: g.variant.name,
       description: g.variant.description,
+      unit: unitOf(g.variant),
       requests: total,
       reqPerSec: total / (g.requests.length * sliceSeconds),
+      latencyMs: latency,
       gatewayCpuMicrosPerRequest: total > 0 ? sum(g.cpuMicros) / total : null,
-      vsReference: { throughput: total / refTotal, sliceMedian: med, sliceQ1: q1, sliceQ3: q3 },
+      upstreamPerRequest: g.upstreamPerRequest,
+      vsReference: compareSlices(g, ref),
       errors: g.errors,
       non2xx: g.non2xx,
       timeouts: g.timeouts,
-      perSlice: g.requests.map((n, i) => ({ requests: n, cpuMicros: g.cpuMicros[i] })),
+      upstreamWrongPath: g.wrongPath,
+      upstreamCheck: g.upstreamWrong || 'ok',
+      stats: g.stats,
+      perSlice: g.requests.map((n, i) => ({ units: n, cpuMicros: g.cpuMicros[i], upstreamRequests: g.upstreamRequests[i] })),
     };
   });
-  const head = ['variant', 'req/s', 'gw µs/req', `× ${ref.variant.name}`, 'slice median', 'slice q1–q3'];
+  // Rows naming another with `versus` (the aggregate and its sequential screen): compared with it directly.
+  const comparisons = [];
+  for (const g of gateways) {
+    const other = g.variant.versus && gateways.find((x) => x.variant.name === g.variant.versus);
+    if (!other) continue;
+    const mine = rows.find((r) => r.variant === g.variant.name);
+    const theirs = rows.find((r) => r.variant === other.variant.name);
+    comparisons.push({ variant: mine.variant, versus: theirs.variant, unit: mine.unit, ...compareSlices(g, other), p50: mine.latencyMs.p50 / theirs.latencyMs.p50, p99: mine.latencyMs.p99 / theirs.latencyMs.p99, cpuPerUnit: mine.gatewayCpuMicrosPerRequest / theirs.gatewayCpuMicrosPerRequest });
+  }
+  const head = ['variant', 'unit', 'units/s', 'p50 ms', 'p99 ms', 'gw µs/unit', 'upstr/req', `× ${ref.variant.name}`, 'slice median', 'slice q1–q3'];
   const body = rows.map((r) => [
-    r.variant + (r.errors || r.non2xx || r.timeouts ? ' (!)' : ''),
+    r.variant + (r.errors || r.non2xx || r.timeouts || r.upstreamCheck !== 'ok' ? ' (!)' : ''),
+    r.unit,
     fmt(r.reqPerSec, 0),
+    fmt(r.latencyMs.p50, 2),
+    fmt(r.latencyMs.p99, 2),
     fmt(r.gatewayCpuMicrosPerRequest, 0),
+    fmt(r.upstreamPerRequest, 2),
     fmt(r.vsReference.throughput, 3),
     fmt(r.vsReference.sliceMedian, 3),
     `${fmt(r.vsReference.sliceQ1, 3)}–${fmt(r.vsReference.sliceQ3, 3)}`,
   ]);
-  return { rows, steal, text: renderTable(head, body) };
+  let text = renderTable(head, body);
+  if (comparisons.length) {
+    const chead = ['row', 'versus', `× units`, 'slice median', 'slice q1–q3', '× p50', '× p99', '× gw µs/unit'];
+    const cbody = comparisons.map((c) => [c.variant, c.versus, fmt(c.throughput, 3), fmt(c.sliceMedian, 3), `${fmt(c.sliceQ1, 3)}–${fmt(c.sliceQ3, 3)}`, fmt(c.p50, 3), fmt(c.p99, 3), fmt(c.cpuPerUnit, 3)]);
+    text += `\n\n${renderTable(chead, cbody)}`;
+  }
+  return { rows, comparisons, skipped, steal, text };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -566,6 +743,7 @@ function summarise(runs) {
       variant: name,
       description: mine[0].description,
       rounds: mine.length,
+      unit: mine[0].unit,
       reqPerSec: median(mine.map((r) => r.reqPerSec)),
       latencyValid: mine.every((r) => r.latencyValid),
       latencyMs: { p50: median(mine.map((r) => r.latencyMs.p50)), p99: median(mine.map((r) => r.latencyMs.p99)) },
@@ -686,24 +864,29 @@ async function main() {
     const runnable = selected.filter((v) => redis || !(v.needs || []).includes('redis'));
     if (interleaveSlices) {
       if (runnable.length < selected.length) throw new Error('BENCH_INTERLEAVE: a row needs Redis, which is not installed');
-      const result = interleavedReport(await runInterleaved(runnable, upstreamPort, env));
+      const result = interleavedReport(await runInterleaved(runnable, upstream, upstreamPort, env));
       console.log(`\n${result.text}\n`);
-      console.log(`req/s and gw µs/req: over all slices; × ${runnable[0].name}: total requests ÷ the reference's; slice median, q1–q3: of the per-slice-round ratios.`);
+      console.log(`units/s, latency and gw µs/unit: over all slices (a unit is a request, or a screen: see the unit column); upstr/req: upstream requests per completed client request; × ${runnable[0].name}: total units ÷ the reference's; slice median, q1–q3: of the per-slice-round ratios.`);
+      if (result.comparisons.length) console.log('versus: a row against the row it stands in for (units, latency and CPU per unit; the slice ratios of adjacent slices).');
+      for (const r of result.rows) if (r.stats) console.log(`${r.variant} stats: ${JSON.stringify(r.stats)}`);
       if (result.steal !== null) console.log(`hypervisor steal during the slices: ${(result.steal * 100).toFixed(0)} %`);
       for (const r of result.rows) if (r.errors || r.non2xx || r.timeouts) console.log(`(!) ${r.variant}: errors=${r.errors} timeouts=${r.timeouts} non2xx=${r.non2xx}`);
-      const report = { date: new Date().toISOString(), machine, pinning, autocannon: settings, interleave: { slices: interleaveSlices, sliceSeconds }, baselineDist, rows: result.rows, steal: result.steal, elapsedSeconds: (Date.now() - started) / 1000 };
+      for (const f of failures) console.log(`(!) FAILED ${f}`);
+      const busyAfter = await machineBusy(1000);
+      const report = { date: new Date().toISOString(), machine, pinning, machineBusyBeforeStart: busyBefore, machineBusyAfter: busyAfter, loadAverage: os.loadavg(), autocannon: settings, interleave: { slices: interleaveSlices, sliceSeconds }, baselineDist, dist: DIST_USED, rows: result.rows, comparisons: result.comparisons, skipped: result.skipped, failures, steal: result.steal, elapsedSeconds: (Date.now() - started) / 1000 };
       fs.mkdirSync(path.dirname(INTERLEAVE_FILE), { recursive: true });
       fs.writeFileSync(INTERLEAVE_FILE, JSON.stringify(report, null, 2) + '\n');
       console.log(`\nresults: ${path.relative(process.cwd(), INTERLEAVE_FILE)} (${report.elapsedSeconds.toFixed(0)} s)`);
       clearTimeout(watchdog);
-      return;
+      return failures.length === 0;
     }
     for (let round = 1; round <= rounds; round++) {
       if (rounds > 1) console.log(`round ${round}/${rounds}`);
       // Alternate the order so slow drift of the machine's speed does not always favour the same rows.
       const order = round % 2 ? runnable : [...runnable].reverse();
       for (const variant of order) {
-        runs.push({ round, ...(await runRow(variant, upstream, upstreamPort, env)) });
+        const run = await runRow(variant, upstream, upstreamPort, env);
+        if (run) runs.push({ round, ...run });
       }
     }
   } finally {
@@ -724,6 +907,10 @@ async function main() {
   }
   console.log(rows.some((r) => r.vsBaseline) ? `× columns: ratio to ${BASELINE} in this run; × route req/s: ratio to ${PLAIN_ROUTE} (what a feature on the route costs).` : `× columns: ${BASELINE} not in this run, no ratios.`);
   for (const r of rows) for (const w of r.warnings) console.log(`(!) ${r.variant}, ${w}`);
+  const screenRows = rows.filter((r) => r.unit !== 'req');
+  if (screenRows.length) console.log(`counted in screens (req/s is screens/s, latency a screen's, gw µs/req per screen): ${screenRows.map((r) => r.variant).join(', ')}.`);
+  for (const run of runs) if (run.stats) console.log(`${run.variant} stats (round ${run.round}): ${JSON.stringify(run.stats)}`);
+  for (const f of failures) console.log(`(!) FAILED ${f}`);
 
   const report = {
     date: new Date().toISOString(),
@@ -734,6 +921,8 @@ async function main() {
     rounds,
     baseline: BASELINE,
     baselineDist,
+    dist: DIST_USED,
+    failures,
     rows,
     runs,
     elapsedSeconds: (Date.now() - started) / 1000,
@@ -743,9 +932,10 @@ async function main() {
   console.log(`\nresults: ${path.relative(process.cwd(), RESULTS_FILE)} (${report.elapsedSeconds.toFixed(0)} s)`);
   if (profiled.size) console.log(`CPU profiles: ${path.relative(process.cwd(), PROF_DIR)}/`);
   clearTimeout(watchdog);
+  return failures.length === 0;
 }
 
 main().then(
-  () => { killAll(); process.exit(0); },
+  (ok) => { if (!ok) console.error('\nbench: some rows did not get the answers they expect (see "FAILED" above)'); killAll(); process.exit(ok ? 0 : 1); },
   (err) => { console.error(`\nbench failed: ${err && err.stack ? err.stack : err}`); killAll(); process.exit(1); },
 );

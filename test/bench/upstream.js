@@ -1,6 +1,12 @@
 /**
- * The benchmark's upstream: a plain node:http server answering every request with the same 223-byte JSON
- * body over keep-alive. Run as a child of run.js (IPC): it sends `{ type: 'listening', port }`, answers
+ * The benchmark's upstream: a plain node:http server over keep-alive answering
+ * - GET /api/orders/42 (REQUEST_PATH) and GET /api/parts/a|b|c (PART_PATHS, optionally `?delay=<ms>`, answered after
+ *   that delay) with the same 223-byte JSON body;
+ * - POST /api/xml-orders/42 (XML_PATH), when its body is an XML `<order>` with its 20 `<line>`s sent as
+ *   `application/xml`, with a fixed ~2 KB `application/xml; charset=utf-8` order document.
+ * Anything else (another path or query, a wrong method, a request body that is not the expected XML) is counted as
+ * `wrongPath` and answered 404 or 400, so a misrouted row fails its check instead of measuring errors.
+ * Run as a child of run.js (IPC): it sends `{ type: 'listening', port }`, answers
  * `{ cmd: 'stats' }` with `{ type: 'stats', connections, requests, wrongPath, cpuMicros }` (counted since the
  * last `{ cmd: 'reset' }`; `connectionsSinceMark`/`requestsSinceMark` since the last `{ cmd: 'mark' }`), and exits
  * when the parent goes away. A second port takes OTLP/HTTP span exports
@@ -9,12 +15,12 @@
 'use strict';
 
 const http = require('node:http');
-const { REQUEST_PATH } = require('./variants');
+const { REQUEST_PATH, PART_PATHS, XML_PATH } = require('./variants');
+const { ORDER_JSON: BODY, XML_ORDER, XML_LINES } = require('./payloads');
 
-// 223 bytes exactly: the payload size of the reference figures.
-const BODY = Buffer.from(JSON.stringify({ id: 42, status: 'shipped', customer: 'c_1029', total: 129.5, currency: 'EUR', items: [{ sku: 'A-100', qty: 2 }, { sku: 'B-220', qty: 1 }], createdAt: '2024-05-01T10:00:00Z', note: 'benchmark payload, fixed size, 223 bytes.' }));
-if (BODY.length !== 223) throw new Error(`upstream body is ${BODY.length} bytes, expected 223`);
 const HEADERS = { 'Content-Type': 'application/json', 'Content-Length': String(BODY.length) };
+const XML_HEADERS = { 'Content-Type': 'application/xml; charset=utf-8', 'Content-Length': String(XML_ORDER.length) };
+const PARTS = new Set(PART_PATHS);
 
 let connections = 0;
 let requests = 0;
@@ -23,16 +29,55 @@ let exportsReceived = 0;
 // Counted from the last { cmd: 'mark' }: steady-state connection reuse, after the run has started.
 let connectionsSinceMark = 0;
 let requestsSinceMark = 0;
+let wrongPathSinceMark = 0;
 let cpuAtReset = process.cpuUsage();
+
+function wrong(req, res, status) {
+  wrongPath++;
+  wrongPathSinceMark++;
+  req.resume();
+  res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': '5' });
+  res.end('wrong');
+}
+
+/** Whether `xml` is the order the xml-bridge row's JSON becomes: an `<order>` document with all its lines. */
+function isXmlOrder(xml) {
+  if (!/^(<\?xml[^>]*\?>\s*)?<order[\s>]/.test(xml) || !xml.trimEnd().endsWith('</order>')) return false;
+  let lines = 0;
+  for (let i = xml.indexOf('<line'); i !== -1; i = xml.indexOf('<line', i + 5)) if (xml[i + 5] === '>' || xml[i + 5] === ' ') lines++;
+  return lines === XML_LINES;
+}
 
 const server = http.createServer((req, res) => {
   requests++;
   requestsSinceMark++;
-  if (req.url !== REQUEST_PATH) wrongPath++;
-  // Drain any body so the connection can be reused, then answer.
-  req.resume();
-  res.writeHead(200, HEADERS);
-  res.end(BODY);
+  const url = req.url;
+  const q = url.indexOf('?');
+  const pathname = q === -1 ? url : url.slice(0, q);
+  if (url === REQUEST_PATH && req.method === 'GET') {
+    // Drain any body so the connection can be reused, then answer.
+    req.resume();
+    res.writeHead(200, HEADERS);
+    res.end(BODY);
+  } else if (PARTS.has(pathname) && req.method === 'GET') {
+    const delay = q === -1 ? '0' : /^delay=(\d{1,4})$/.exec(url.slice(q + 1))?.[1];
+    if (delay === undefined) return wrong(req, res, 404);
+    req.resume();
+    const answer = () => { res.writeHead(200, HEADERS); res.end(BODY); };
+    if (delay === '0') answer();
+    else setTimeout(answer, Number(delay));
+  } else if (url === XML_PATH && req.method === 'POST') {
+    if (!/^application\/xml\b/.test(req.headers['content-type'] || '')) return wrong(req, res, 400);
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      if (!isXmlOrder(Buffer.concat(chunks).toString('utf8'))) return wrong(req, res, 400);
+      res.writeHead(200, XML_HEADERS);
+      res.end(XML_ORDER);
+    });
+  } else {
+    wrong(req, res, 404);
+  }
 });
 server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
@@ -58,11 +103,11 @@ process.on('message', (msg) => {
     cpuAtReset = process.cpuUsage();
     process.send({ type: 'reset' });
   } else if (msg.cmd === 'mark') {
-    connectionsSinceMark = 0; requestsSinceMark = 0;
+    connectionsSinceMark = 0; requestsSinceMark = 0; wrongPathSinceMark = 0;
     process.send({ type: 'mark' });
   } else if (msg.cmd === 'stats') {
     const cpu = process.cpuUsage(cpuAtReset);
-    process.send({ type: 'stats', connections, requests, connectionsSinceMark, requestsSinceMark, wrongPath, exports: exportsReceived, cpuMicros: cpu.user + cpu.system });
+    process.send({ type: 'stats', connections, requests, connectionsSinceMark, requestsSinceMark, wrongPath, wrongPathSinceMark, exports: exportsReceived, cpuMicros: cpu.user + cpu.system });
   }
 });
 process.on('disconnect', () => process.exit(0));
