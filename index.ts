@@ -5,7 +5,7 @@
 export { proxy } from './middleware/proxy';
 export type { ProxyOptions, ProxyMiddleware, PathRewrite, ErrorMode } from './middleware/proxy';
 export { gateway } from './middleware/gateway';
-export type { Gateway, GatewayEvents, GatewayOptions, RouteOptions, RouteUpstreamOptions, AttachOptions, ReloadOptions } from './middleware/gateway';
+export type { Gateway, GatewayEvents, GatewayOptions, RouteOptions, RouteUpstreamOptions, AttachOptions, ReloadOptions, RouteInfo, RouteStage } from './middleware/gateway';
 export type { FromFileOptions, FileGateway } from './middleware/gateway-file';
 export { gatewayJsonSchema } from './middleware/gateway-schema';
 export { requestId } from './middleware/request-id';

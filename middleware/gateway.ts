@@ -83,6 +83,8 @@ interface CompiledRoute {
   controls: Map<string, unknown>;
   /** The route's option path, `routes[2].`, for errors. */
   option: string;
+  /** What gw.routes() says about it (targets are read live). */
+  info: Omit<RouteInfo, 'targets' | 'cutover' | 'stage'> & { stage: Exclude<RouteStage, 'cutover'> | 'cutover' };
   /** Path, methods and hosts: two routes with the same key would shadow each other. */
   key: string;
 }
@@ -152,6 +154,8 @@ export interface Gateway {
    */
   shadowReport(): ShadowReport[];
   shadowReport(route: string): ShadowReport | undefined;
+  /** The routes of the current table: path, methods, hosts, features in pipeline order, migration stage, targets and their health. */
+  routes(): RouteInfo[];
   /** The runtime control a route's feature exposes, by route name and option (`'cutover'`, `'shadow'`), if any. */
   control<T = unknown>(route: string, option: string): T | undefined;
   /** @internal Lets gateway.fromFile() report a file that did not check out as the last reload's error. */
@@ -160,6 +164,28 @@ export interface Gateway {
 
 /** @internal */
 export const REPORT_RELOAD_ERROR = Symbol('frontdoor.reportReloadError');
+
+/** Where a route's migration stands: served by the app (`monolith`), compared (`shadow`), split (`cutover`), or moved (`service`). */
+export type RouteStage = 'monolith' | 'shadow' | 'cutover' | 'service';
+
+/** A route of the current table, as gw.routes() describes it. */
+export interface RouteInfo {
+  name: string;
+  /** The path as configured (`/api/orders/:id`). */
+  path: string;
+  /** Upper-case, when the route is limited to some (GET includes HEAD). */
+  methods: string[] | undefined;
+  hosts: string[] | undefined;
+  /** The route options that run, in pipeline order: policies, then the final handler's wrappers outermost first, then the final handler. */
+  features: string[];
+  /** The final handler: `upstream`, `aggregate`, `grpc` or `app` (a route with only `shadow` wraps the app). */
+  final: string;
+  stage: RouteStage;
+  /** The share sent to the upstream, for a route with `cutover`. */
+  cutover?: number;
+  /** The targets of the route's upstream pools, with their health right now. */
+  targets: Array<{ url: string; healthy: boolean; state: 'healthy' | 'ejected'; activeDown: boolean; failures: number }>;
+}
 
 export interface ReloadOptions {
   /** How long requests in flight on the replaced table may take before what it held is closed anyway. Defaults to 30 s. */
@@ -305,6 +331,20 @@ export function gateway(options: GatewayOptions): Gateway {
 
   router.control = function controlOf<T>(name: string, option: string): T | undefined {
     return table.routes.find((route) => route.name === name && route.controls.has(option))?.controls.get(option) as T | undefined;
+  };
+
+  router.routes = function routes(): RouteInfo[] {
+    return table.routes.map((route) => {
+      const cutover = route.controls.get('cutover') as CutoverControl | undefined;
+      const pools = [...new Set(route.parts.flatMap((part) => part.pools ?? []))];
+      return {
+        ...route.info,
+        ...(cutover ? { cutover: cutover.percent } : {}),
+        targets: pools.flatMap((pool) =>
+          pool.targets.map((target) => ({ url: target.href, healthy: target.state === 'healthy' && !target.activeDown, state: target.state, activeDown: target.activeDown, failures: target.failures })),
+        ),
+      };
+    });
   };
 
   router.shadowReport = function shadowReport(name?: string): never {
@@ -533,6 +573,16 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
     parts: [],
     controls: new Map(),
     option: prefix,
+    info: {
+      name: route.name ?? route.path,
+      path: route.path,
+      methods: methods ? [...methods] : undefined,
+      hosts: route.host === undefined ? undefined : [route.host].flat(),
+      // Policies in phase order, then the wrappers outermost first, then the final handler.
+      features: [...features.filter((feature) => feature.phase !== 'final').map((feature) => feature.option), ...[...wrappers].reverse().map((feature) => feature.option), ...finals.map((feature) => feature.option)],
+      final: finals[0].option,
+      stage: stageOf(finals[0].option, wrappers.map((feature) => feature.option)),
+    },
     key: `${path.shape} ${methods ? [...methods].sort().join(',') : '*'} ${route.host === undefined ? '*' : [route.host].flat().join(',')}`,
   };
   routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build
@@ -564,6 +614,13 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   for (const { feature, parts } of built) if (feature.wraps && parts.wrapFinal && final) final = parts.wrapFinal(final);
   if (final) compiled.handlers.push(final);
   return compiled;
+}
+
+/** The migration stage a route's final handler and wrappers put it in. */
+function stageOf(final: string, wrappers: string[]): RouteStage {
+  if (wrappers.includes('shadow')) return 'shadow';
+  if (wrappers.includes('cutover')) return 'cutover';
+  return final === 'app' ? 'monolith' : 'service';
 }
 
 /**
