@@ -44,6 +44,7 @@ export type GatewayErrorCode =
   | 'ERR_GRPC_UNIMPLEMENTED'
   | 'ERR_GRPC_UNAVAILABLE'
   | 'ERR_OVERLOADED'
+  | 'ERR_NO_ROUTE'
   | 'ERR_INTERNAL';
 
 /** Human titles per code (the problem+json `title`: the same for every occurrence of a code). */
@@ -87,6 +88,7 @@ export const ERROR_TITLES: Record<GatewayErrorCode, string> = {
   ERR_GRPC_UNIMPLEMENTED: 'Method not implemented',
   ERR_GRPC_UNAVAILABLE: 'Service unavailable',
   ERR_OVERLOADED: 'Gateway overloaded',
+  ERR_NO_ROUTE: 'No route',
   ERR_INTERNAL: 'Internal gateway error',
 };
 
@@ -131,6 +133,7 @@ export const ERROR_STATUS: Record<GatewayErrorCode, number> = {
   ERR_GRPC_UNIMPLEMENTED: 501,
   ERR_GRPC_UNAVAILABLE: 503,
   ERR_OVERLOADED: 503,
+  ERR_NO_ROUTE: 404,
   ERR_INTERNAL: 500,
 };
 
