@@ -4,33 +4,44 @@
  * and fail-over are visible: every response says which instance served it, in the body (`servedBy`)
  * and in the `X-Served-By` header.
  *
- * Orders live in memory, one store per instance. That is fine for a demo, and it makes the point that
- * a real extracted service needs its own shared database: an order created on instance a is not seen
- * by instance b.
+ * It reads and writes the shop's database (database.js), the one the monolith's legacy orders handler
+ * uses: until the service owns its data, both sides see the same orders.
+ *
+ * Release 1 has the bug the migration guide's shadow step finds: an order's `total` adds up the item
+ * prices and forgets the quantities. Release 2 fixes it (and is what runs once the migration is done).
  */
 'use strict';
 
 const crypto = require('node:crypto');
 const express = require('express');
+const { createDatabase, orderItems } = require('./database');
 
-/** Orders every instance starts with, so `GET /api/orders/1001` answers on any instance. */
-const SEED_ORDERS = [
-  { id: '1001', userId: 1, items: [{ productId: 'p-1', quantity: 2 }], status: 'shipped' },
-  { id: '1002', userId: 2, items: [{ productId: 'p-3', quantity: 1 }], status: 'processing' },
-];
+/** The service's releases: 1 is the first cut, with the total bug; 2 the fix. */
+const RELEASES = [1, 2];
+
+/** The order as the service answers it, with its total as the given release computes it. */
+function withTotal(order, release) {
+  const total = release === 1
+    ? order.items.reduce((sum, item) => sum + item.price, 0)                   // the bug: quantities forgotten
+    : order.items.reduce((sum, item) => sum + item.price * item.quantity, 0);  // the fix
+  return { ...order, total: Math.round(total * 100) / 100 };
+}
 
 /**
  * Creates one instance of the orders service.
  *
- * @param {{ instance: string }} options `instance` names this copy (`'a'`, `'b'`) in every response.
+ * @param {object} options
+ * @param {string} options.instance Names this copy (`'a'`, `'b'`) in every response.
+ * @param {ReturnType<typeof createDatabase>} [options.db] The shop's database; a fresh one of its own by default.
+ * @param {1 | 2} [options.release] Which release runs: 1 has the total bug, 2 (default) the fix.
  * @returns {import('express').Express}
  */
-function createOrdersService({ instance }) {
+function createOrdersService({ instance, db = createDatabase(), release = 2 }) {
   if (typeof instance !== 'string' || instance === '') {
     throw new TypeError('createOrdersService: "instance" must be a non-empty string, e.g. { instance: \'a\' }');
   }
-  const orders = new Map(SEED_ORDERS.map((order) => [order.id, { ...order, items: order.items.map((item) => ({ ...item })) }]));
-  let nextNumber = 1;
+  if (!RELEASES.includes(release)) throw new TypeError(`createOrdersService: "release" must be 1 or 2, got ${JSON.stringify(release)}`);
+  const { orders } = db;
 
   const app = express();
   app.disable('x-powered-by');
@@ -52,7 +63,7 @@ function createOrdersService({ instance }) {
   });
 
   app.get('/api/orders', (req, res) => {
-    res.json({ orders: [...orders.values()], servedBy: instance });
+    res.json({ orders: [...orders.values()].map((order) => withTotal(order, release)), servedBy: instance });
   });
 
   app.get('/api/orders/:id', (req, res) => {
@@ -61,24 +72,19 @@ function createOrdersService({ instance }) {
       res.status(404).json({ error: 'order not found', id: req.params.id, servedBy: instance });
       return;
     }
-    res.json({ order, servedBy: instance });
+    res.json({ order: withTotal(order, release), servedBy: instance });
   });
 
   app.post('/api/orders', (req, res) => {
-    const { userId, items } = req.body ?? {};
-    const itemsValid = Array.isArray(items) && items.length > 0 &&
-      items.every((item) => item && typeof item.productId === 'string' && Number.isInteger(item.quantity) && item.quantity > 0);
-    if (!Number.isInteger(userId) || !itemsValid) {
-      res.status(400).json({
-        error: 'expected a JSON body like {"userId": 1, "items": [{"productId": "p-1", "quantity": 2}]}',
-        servedBy: instance,
-      });
+    const checked = orderItems(db, req.body);
+    if (checked.error) {
+      res.status(400).json({ error: checked.error, servedBy: instance });
       return;
     }
-    // Ids carry the instance name: each instance has its own store, so plain numbers would collide.
-    const order = { id: `${instance}-${nextNumber++}`, userId, items, status: 'received' };
+    // Ids carry the instance name (the monolith's carry "m"): writers never collide, and you see who wrote.
+    const order = { id: db.newId(instance), userId: req.body.userId, items: checked.items, status: 'received' };
     orders.set(order.id, order);
-    res.status(201).location(`/api/orders/${order.id}`).json({ order, servedBy: instance });
+    res.status(201).location(`/api/orders/${order.id}`).json({ order: withTotal(order, release), servedBy: instance });
   });
 
   app.use((req, res) => {

@@ -14,9 +14,9 @@ const { startShop } = require('./shop');
 const { demoTokens, jwtSecret, signToken } = require('./tokens');
 
 /** One HTTP request on a fresh connection; resolves with status, headers, the text and the parsed JSON body. */
-function request(method, url, { body, token, timeoutMs = 5000 } = {}) {
+function request(method, url, { body, token, headers: extra = {}, timeoutMs = 5000 } = {}) {
   return new Promise((resolve, reject) => {
-    const headers = {};
+    const headers = { ...extra };
     if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     if (token) headers.authorization = `Bearer ${token}`;
     const req = http.request(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
@@ -83,6 +83,7 @@ async function runSmoke() {
   const tokens = demoTokens(secret);
   // A second writer: the limit is per consumer, so alice using up hers leaves carol's untouched.
   tokens.carol = signToken(secret, { sub: 'carol', scope: 'orders:write' });
+  tokens.dave = signToken(secret, { sub: 'dave', scope: 'orders:write' });
 
   let shop;
   try {
@@ -184,6 +185,27 @@ async function runSmoke() {
     expect(healthy(text, a) === '1' && healthy(text, b) === '1', `frontdoor_upstream_healthy: a ${healthy(text, a)}, b ${healthy(text, b)}`);
   });
 
+  await check('GET /api/order-summary/1001 aggregates the order (service), its customer and product names (monolith)', async () => {
+    const res = await request('GET', `${base}/api/order-summary/1001`);
+    expect(res.status === 200 && res.json, `expected 200, got ${describe(res)}`);
+    expect(res.json.total === 178 && res.json.customer && res.json.customer.name === 'Ada Lovelace', `got ${describe(res)}`);
+    expect(res.json.items[0].name === 'Mechanical keyboard' && res.headers['partial-response'] === undefined, `got ${describe(res)}`);
+  });
+
+  await check('an order summary whose customer is unknown is partial: customer null, Partial-Response: customer', async () => {
+    const posted = await request('POST', `${base}/api/orders`, { body: '{"userId":99,"items":[{"productId":"p-2","quantity":1}]}', token: tokens.dave });
+    expect(posted.status === 201, `POST: expected 201, got ${describe(posted)}`);
+    const res = await request('GET', `${base}/api/order-summary/${encodeURIComponent(posted.json.order.id)}`);
+    expect(res.status === 200 && res.json && res.json.customer === null && res.headers['partial-response'] === 'customer', `got ${describe(res)}`);
+    expect(res.json.errors && res.json.errors[0].call === 'customer' && res.json.errors[0].status === 404, `errors: ${JSON.stringify(res.json.errors)}`);
+  });
+
+  await check('an order summary of an unknown order is 502 problem+json naming the call "order"', async () => {
+    const res = await request('GET', `${base}/api/order-summary/nope`);
+    expectProblem(res, 502, 'ERR_AGGREGATE_CALL_FAILED');
+    expect(res.json.call === 'order', `got ${describe(res)}`);
+  });
+
   await a.stop();
   let created;
   await check('with a stopped, POSTs are 201 from b: a refused connection is retried (nothing reached a)', async () => {
@@ -232,6 +254,12 @@ async function runSmoke() {
     expect(reports.some((report) => report.startsWith(`upstream ${a.url}`) && report.includes('recovered')), `no recovery line; lines: ${JSON.stringify(reports)}`);
   });
 
+  await a.stop();
+  await b.stop();
+  await check('with both instances stopped, GET /api/orders is 502 problem+json: the legacy handler is deleted, nothing falls back', async () => {
+    expectProblem(await request('GET', `${base}/api/orders/1001`), 502, 'ERR_UPSTREAM_UNAVAILABLE');
+  });
+
   await shop.close();
   const failed = results.filter((ok) => !ok).length;
   console.log(failed === 0 ? `smoke: all ${results.length} checks passed` : `smoke: ${failed} of ${results.length} checks failed`);
@@ -248,4 +276,4 @@ async function runSmoke() {
   leak.unref();
 }
 
-module.exports = { runSmoke };
+module.exports = { runSmoke, request, describe, expect, expectProblem, sleep };

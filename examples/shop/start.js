@@ -5,8 +5,11 @@
  * metrics, access logs and fail-over; `stop a` / `start a` on stdin (or SIGUSR2) take instance a down
  * and bring it back, and the gateway prints a line when it ejects the instance and when it recovers.
  *
- *   node examples/shop/start.js           interactive (what `npm start` runs)
- *   node examples/shop/start.js --smoke   ephemeral ports, real requests, PASS/FAIL, exit 0 or 1 (smoke.js)
+ *   node examples/shop/start.js                 interactive (what `npm start` runs)
+ *   node examples/shop/start.js --step shadow   at a step of the migration guide (steps.js, docs/migration.md):
+ *                                               monolith, shadow, fixed, cutover-5, cutover-50, cutover-100, done (default)
+ *   node examples/shop/start.js --smoke         ephemeral ports, real requests, PASS/FAIL, exit 0 or 1 (smoke.js)
+ *   node examples/shop/start.js --smoke --step cutover-50   the checks of that step (smoke-steps.js)
  *
  * Environment: PORT (monolith, default 3000), ORDERS_PORT_A (4001), ORDERS_PORT_B (4002),
  * JWT_SECRET (default: 32 random bytes, new on every start).
@@ -15,7 +18,58 @@
 
 const readline = require('node:readline');
 const { startShop } = require('./shop');
+const { STEPS, STEP_NAMES, cutoverPercent } = require('./steps');
 const { demoTokens, jwtSecret } = require('./tokens');
+
+/** The step named by `--step <name>` or `--step=<name>` (default `done`), or exits with the list of steps. */
+function stepFromArgs(argv) {
+  const index = argv.findIndex((arg) => arg === '--step' || arg.startsWith('--step='));
+  if (index === -1) return 'done';
+  const step = argv[index] === '--step' ? argv[index + 1] : argv[index].slice('--step='.length);
+  if (!STEP_NAMES.includes(step)) {
+    console.error(`--step must be one of:\n${STEP_NAMES.map((name) => `  ${name.padEnd(12)} ${STEPS[name]}`).join('\n')}`);
+    process.exit(1);
+  }
+  return step;
+}
+
+/** The commands that show what a migration step does, with the real URL. */
+function stepGuide(step, base) {
+  const next = STEP_NAMES[STEP_NAMES.indexOf(step) + 1];
+  const lines = [`Migration step "${step}": ${STEPS[step]}`, ''];
+  const served = `curl -s ${base}/api/orders/1001`;
+  if (step === 'monolith') {
+    lines.push('  # the monolith\'s legacy handler answers: "servedBy":"monolith", total 178 (2 x 89)', `  ${served}`);
+  } else if (step === 'shadow' || step === 'fixed') {
+    lines.push(
+      '  # the monolith still answers every client; each GET is copied to the orders service and the answers compared',
+      `  ${served}; curl -s ${base}/api/orders/1002; curl -s ${base}/api/orders`,
+      step === 'shadow'
+        ? '  # the report: mismatches in body.servedBy (always) and body.order.total (orders with a quantity above 1)'
+        : '  # the report: servedBy is ignored, release 2 computes totals as the monolith does: every copy matches',
+      `  curl -s '${base}/admin/shadow?route=orders-read'`,
+    );
+  } else if (cutoverPercent(step) !== undefined) {
+    lines.push(
+      `  # ${cutoverPercent(step)} % of readers (by their sid cookie) get the service ("servedBy":"a" or "b"), the rest the monolith`,
+      `  for i in $(seq 1 20); do curl -s -b sid=user-$i ${base}/api/orders/1001 | grep -o '"servedBy":"[a-z]*"'; done | sort | uniq -c`,
+      '  # the split as the gateway counts it',
+      `  curl -s ${base}/metrics | grep ^frontdoor_cutover`,
+      '  # stop both instances ("stop a", "stop b"): every read is answered by the monolith, marked by a header',
+      `  curl -si ${base}/api/orders/1001 | grep -iE '^x-frontdoor-fallback|servedBy'`,
+      '  # change the share at runtime, without a restart: type "cutover 50" (calls gw.setCutover)',
+    );
+  } else {
+    lines.push('  # the service answers; the monolith has no orders handler any more', `  ${served}`);
+  }
+  lines.push(
+    '',
+    '  # one request, three calls: the order (service), its customer and the product names (monolith)',
+    `  curl -s ${base}/api/order-summary/1001`,
+  );
+  if (next) lines.push('', `  Next step: npm start -- --step ${next}`);
+  return lines.join('\n');
+}
 
 /** Reads a port from the environment, or exits with a message naming the variable. */
 function portFromEnv(name, fallback) {
@@ -31,8 +85,9 @@ function portFromEnv(name, fallback) {
 
 // --- interactive mode -------------------------------------------------------------------------
 
-async function runInteractive() {
+async function runInteractive(step) {
   const settings = {
+    step,
     port: portFromEnv('PORT', 3000),
     portA: portFromEnv('ORDERS_PORT_A', 4001),
     portB: portFromEnv('ORDERS_PORT_B', 4002),
@@ -57,6 +112,7 @@ async function runInteractive() {
 
   const { instances } = shop;
   const base = shop.url;
+  const writesToService = step === 'done' || cutoverPercent(step) !== undefined;
   const interactive = Boolean(process.stdin.isTTY);
   const tokens = demoTokens(settings.jwtSecret);
   // The 20-digit number would come out rounded if anything parsed and re-serialised the body on the way.
@@ -65,7 +121,7 @@ async function runInteractive() {
   const loop = `for i in 1 2 3 4 5 6; do curl -s -o /dev/null -D - -X POST ${base}/api/orders -H 'authorization: Bearer ${tokens.alice}' ` +
     `-H 'content-type: application/json' -d '${body}' | grep -iE '^(HTTP|ratelimit|retry-after)'; done`;
   console.log(`
-frontdoor shop example: a monolith that has handed /api/orders to an extracted service
+frontdoor shop example: a monolith handing /api/orders to an extracted service, step by step
 
   monolith + gateway           ${base}
   orders service, instance a   ${instances.a.url}
@@ -73,10 +129,16 @@ frontdoor shop example: a monolith that has handed /api/orders to an extracted s
   JWT secret (HS256)           ${process.env.JWT_SECRET ? 'from JWT_SECRET' : 'random, new on every start (set JWT_SECRET to choose it)'}
   demo tokens, valid 1 hour    alice: scope orders:write; bob: scope orders:read
   access log                   one JSON line per proxied request, on this terminal
+  shadow report                ${base}/admin/shadow
+
+${stepGuide(step, base)}
 
 Try it:
-  # routed by the gateway to the orders service (reads are public); run it twice: "servedBy" alternates a, b
-  curl -i ${base}/api/orders
+${step === 'done'
+    ? `  # routed by the gateway to the orders service (reads are public); run it twice: "servedBy" alternates a, b
+  curl -i ${base}/api/orders`
+    : `  # reads are public at every step; who answers depends on the step (see above)
+  curl -i ${base}/api/orders`}
 
   # served in-process by the monolith (no route matches, so the gateway calls next())
   curl ${base}/api/users
@@ -90,8 +152,10 @@ Try it:
   # bob's token is valid but lacks the orders:write scope: 403 problem+json (ERR_FORBIDDEN_SCOPE)
   ${post(tokens.bob)}
 
-  # alice's token has it: 201 Created. X-Received-Body-Sha256 is the digest of the bytes the service got:
-  # the same as  printf '%s' '${body}' | sha256sum
+${writesToService
+    ? `  # alice's token has it: 201 Created. From the service, X-Received-Body-Sha256 is the digest of the bytes it got:
+  # the same as  printf '%s' '${body}' | sha256sum`
+    : '  # alice\'s token has it: 201 Created, by the monolith\'s legacy handler (the gateway checked token, scope and limit)'}
   ${post(tokens.alice)}
 
   # alice may create 5 orders a minute (counted per consumer, not per IP). The POST above counted too,
@@ -104,11 +168,11 @@ Try it:
 Fail-over:
   ${interactive ? `Type "stop a" + Enter (or: kill -USR2 ${process.pid})` : `Run kill -USR2 ${process.pid}`} to stop instance a, then run this a few times:
   curl ${base}/api/orders
-  Every answer now comes from b. A request that finds a refusing connections is retried on b (a POST
+  Every answer of the orders service now comes from b. A request that finds a refusing connections is retried on b (a POST
   too: nothing reached a). After 2 failures in a row the gateway ejects a for 5s and prints
   ">> upstream … ejected" here. ${interactive ? '"start a" restarts it' : 'The same kill again restarts it'}; after the cooldown one trial request goes
   to a, and ">> upstream … recovered" is printed.
-${interactive ? '  Commands: stop a|b, start a|b, status, help, quit.\n' : ''}  Ctrl+C stops everything.
+${interactive ? `  Commands: stop a|b, start a|b, status, ${cutoverPercent(step) !== undefined ? 'cutover <percent>, ' : ''}help, quit.\n` : ''}  Ctrl+C stops everything.
 `);
 
   async function setRunning(name, running) {
@@ -119,6 +183,20 @@ ${interactive ? '  Commands: stop a|b, start a|b, status, help, quit.\n' : ''}  
       console.log(changed ? `instance ${name} ${state} (${instance.url})` : `instance ${name} is already ${state}`);
     } catch (err) {
       console.error(`could not ${running ? 'start' : 'stop'} instance ${name}: ${err.message}`);
+    }
+  }
+
+  // Moves reads and writes together, as the steps do; a real migration may move them apart.
+  function setCutover(value) {
+    if (!/^\d+(\.\d+)?$/.test(value)) {
+      console.log('usage: cutover <percent>, e.g. cutover 50');
+      return;
+    }
+    try {
+      for (const route of ['orders-read', 'orders-write']) shop.gateway.setCutover(route, Number(value));
+      console.log(`cutover: ${Number(value)} % of orders requests now go to the service`);
+    } catch (err) {
+      console.error(`could not change the cutover: ${err.message}`);
     }
   }
 
@@ -163,22 +241,26 @@ ${interactive ? '  Commands: stop a|b, start a|b, status, help, quit.\n' : ''}  
         setRunning(name, command === 'start');
       } else if (command === 'status') {
         printStatus();
+      } else if (command === 'cutover' && cutoverPercent(step) !== undefined) {
+        setCutover(name);
       } else if (command === 'quit' || command === 'exit') {
         shutdown('quit');
       } else {
-        console.log('commands: stop a|b, start a|b, status, help, quit');
+        console.log(`commands: stop a|b, start a|b, status, ${cutoverPercent(step) !== undefined ? 'cutover <percent>, ' : ''}help, quit`);
       }
     });
   }
 }
 
+const step = stepFromArgs(process.argv.slice(2));
 if (process.argv.includes('--smoke')) {
-  require('./smoke').runSmoke().catch((err) => {
+  const smoke = step === 'done' ? require('./smoke').runSmoke() : require('./smoke-steps').runStepSmoke(step);
+  smoke.catch((err) => {
     console.log(`FAIL  smoke run crashed: ${err && err.stack ? err.stack : err}`);
     process.exit(1);
   });
 } else {
-  runInteractive().catch((err) => {
+  runInteractive(step).catch((err) => {
     console.error(err);
     process.exit(1);
   });
