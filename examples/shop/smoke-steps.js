@@ -1,6 +1,7 @@
 /**
  * `node examples/shop/start.js --smoke --step <step>`: starts the shop at one step of the migration guide
- * (docs/migration.md) on ephemeral ports and checks for real what the guide says happens at that step: who
+ * (docs/migration.md) on ephemeral ports and checks for real what the guide says happens at that step (`--step all`:
+ * every step before done, one after the other): who
  * answers, what the shadow report shows before and after the fix, the cutover's share and stickiness,
  * fallback to the monolith with both service instances stopped. (`--step done`, the default, is smoke.js.)
  * Prints one PASS/FAIL line per check and a summary last; exits 0 or 1. Nothing else goes to stdout.
@@ -88,6 +89,12 @@ const STEP_CHECKS = {
   },
 
   async cutover({ check, base, tokens, shop, percent }) {
+    // The metrics registry is the process's: with --step all it holds earlier steps' counts too, so compare
+    // with the counts at the start of the step.
+    const metric = async (pattern) => Number(pattern.exec((await request('GET', `${base}/metrics`)).text)?.[1] ?? 0);
+    const cutoverCount = (side) => metric(new RegExp(`^frontdoor_cutover_requests_total\\{[^}]*http_route="orders-read"[^}]*frontdoor_cutover_side="${side}"[^}]*\\} (\\d+)$`, 'm'));
+    const fallbackCount = () => metric(/^frontdoor_fallbacks_total\{[^}]*http_route="orders-read"[^}]*frontdoor_fallback_trigger="unavailable"[^}]*\} (\d+)$/m);
+    const before = { service: await cutoverCount('service'), monolith: await cutoverCount('monolith'), fallbacks: await fallbackCount() };
     const sides = new Map();
     const readAll = async (count) => {
       const found = new Map();
@@ -107,11 +114,10 @@ const STEP_CHECKS = {
     await check(`cutover-${percent}: a reader stays on the same side, and /metrics counts the split`, async () => {
       const again = await readAll(50);
       for (const [i, side] of again) expect(sides.get(i) === side, `reader ${i} moved from ${sides.get(i)} to ${side}`);
-      const text = (await request('GET', `${base}/metrics`)).text;
-      const counted = (side) => Number(new RegExp(`^frontdoor_cutover_requests_total\\{[^}]*http_route="orders-read"[^}]*frontdoor_cutover_side="${side}"[^}]*\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+      const counted = { service: (await cutoverCount('service')) - before.service, monolith: (await cutoverCount('monolith')) - before.monolith };
       const service = [...sides.values(), ...again.values()].filter((side) => side === 'service').length;
-      expect(counted('service') === service && counted('service') + counted('monolith') === READERS + 50,
-        `frontdoor_cutover_requests_total: service ${counted('service')}, monolith ${counted('monolith')}; expected service ${service} of ${READERS + 50}`);
+      expect(counted.service === service && counted.service + counted.monolith === READERS + 50,
+        `frontdoor_cutover_requests_total: service ${counted.service}, monolith ${counted.monolith}; expected service ${service} of ${READERS + 50}`);
     });
     if (percent < 100) {
       await check(`cutover-${percent}: gw.setCutover('orders-read', ${percent + 25}) moves readers only from the monolith to the service`, async () => {
@@ -132,8 +138,8 @@ const STEP_CHECKS = {
         const res = await read(`${base}/api/orders/1001`, `user-${onService[0]}`);
         expect(res.status === 200 && res.json.servedBy === 'monolith' && res.headers['x-frontdoor-fallback'] === 'unavailable', `got ${describe(res)}, x-frontdoor-fallback ${res.headers['x-frontdoor-fallback']}`);
       }
-      const text = (await request('GET', `${base}/metrics`)).text;
-      expect(/^frontdoor_fallbacks_total\{[^}]*http_route="orders-read"[^}]*frontdoor_fallback_trigger="unavailable"[^}]*\} 3$/m.test(text), 'frontdoor_fallbacks_total does not count 3 unavailable');
+      const fallbacks = (await fallbackCount()) - before.fallbacks;
+      expect(fallbacks === 3, `frontdoor_fallbacks_total counted ${fallbacks} unavailable, not 3`);
     });
     if (percent === 100) {
       await check('cutover-100: alice\'s POST, refused by both instances before any byte went out, is created by the monolith', async () => {
@@ -146,7 +152,12 @@ const STEP_CHECKS = {
   },
 };
 
-async function runStepSmoke(step) {
+/**
+ * Runs the checks of the given steps, one after the other, each on a freshly started shop.
+ *
+ * @param {string[]} steps e.g. `['shadow']`, or every step but done for `--step all`
+ */
+async function runStepSmoke(steps) {
   const results = [];
   async function check(name, fn) {
     try {
@@ -158,33 +169,37 @@ async function runStepSmoke(step) {
       console.log(`FAIL  ${name}: ${err && err.message ? err.message : err}`);
     }
   }
+  const limit = 15_000 * steps.length;
   const watchdog = setTimeout(() => {
-    console.log('FAIL  step smoke run did not finish within 20s');
+    console.log(`FAIL  step smoke run did not finish within ${limit / 1000}s`);
     process.exit(1);
-  }, 20_000);
+  }, limit);
   watchdog.unref();
 
-  const secret = jwtSecret();
-  let shop;
-  try {
-    shop = await startShop({ port: 0, portA: 0, portB: 0, step, jwtSecret: secret, accessLog: false, report: () => {} });
-  } catch (err) {
-    console.log(`FAIL  start the example at step ${step}: ${err && err.message ? err.message : err}`);
-    process.exit(1);
+  for (const step of steps) {
+    const secret = jwtSecret();
+    let shop;
+    try {
+      shop = await startShop({ port: 0, portA: 0, portB: 0, step, jwtSecret: secret, accessLog: false, report: () => {} });
+    } catch (err) {
+      console.log(`FAIL  start the example at step ${step}: ${err && err.message ? err.message : err}`);
+      process.exit(1);
+    }
+    await check(`${step}: GET /api/order-summary/1001 aggregates the order, its customer and the product names`, async () => {
+      const res = await request('GET', `${shop.url}/api/order-summary/1001`);
+      expect(res.status === 200 && res.json && res.json.customer && res.json.customer.name === 'Ada Lovelace' &&
+        res.json.items[0].name === 'Mechanical keyboard', `got ${describe(res)}`);
+    });
+    const percent = cutoverPercent(step);
+    const checks = percent !== undefined ? STEP_CHECKS.cutover : STEP_CHECKS[step];
+    await checks({ check, base: shop.url, tokens: demoTokens(secret), shop, percent });
+    await shop.close();
   }
-  await check(`${step}: GET /api/order-summary/1001 aggregates the order, its customer and the product names`, async () => {
-    const res = await request('GET', `${shop.url}/api/order-summary/1001`);
-    expect(res.status === 200 && res.json && res.json.customer && res.json.customer.name === 'Ada Lovelace' &&
-      res.json.items[0].name === 'Mechanical keyboard', `got ${describe(res)}`);
-  });
-  const percent = cutoverPercent(step);
-  const checks = percent !== undefined ? STEP_CHECKS.cutover : STEP_CHECKS[step];
-  await checks({ check, base: shop.url, tokens: demoTokens(secret), shop, percent });
 
-  await shop.close();
   clearTimeout(watchdog);
   const failed = results.filter((ok) => !ok).length;
-  console.log(failed === 0 ? `smoke ${step}: all ${results.length} checks passed` : `smoke ${step}: ${failed} of ${results.length} checks failed`);
+  const name = steps.join(', ');
+  console.log(failed === 0 ? `smoke ${name}: all ${results.length} checks passed` : `smoke ${name}: ${failed} of ${results.length} checks failed`);
   process.exitCode = failed === 0 ? 0 : 1;
 }
 

@@ -9,7 +9,8 @@
  *   node examples/shop/start.js --step shadow   at a step of the migration guide (steps.js, docs/migration.md):
  *                                               monolith, shadow, fixed, cutover-5, cutover-50, cutover-100, done (default)
  *   node examples/shop/start.js --smoke         ephemeral ports, real requests, PASS/FAIL, exit 0 or 1 (smoke.js)
- *   node examples/shop/start.js --smoke --step cutover-50   the checks of that step (smoke-steps.js)
+ *   node examples/shop/start.js --smoke --step cutover-50   the checks of that step (smoke-steps.js); --step all:
+ *                                               of every step before done, one after the other
  *
  * Environment: PORT (monolith, default 3000), ORDERS_PORT_A (4001), ORDERS_PORT_B (4002),
  * JWT_SECRET (default: 32 random bytes, new on every start).
@@ -26,6 +27,7 @@ function stepFromArgs(argv) {
   const index = argv.findIndex((arg) => arg === '--step' || arg.startsWith('--step='));
   if (index === -1) return 'done';
   const step = argv[index] === '--step' ? argv[index + 1] : argv[index].slice('--step='.length);
+  if (step === 'all' && argv.includes('--smoke')) return step;
   if (!STEP_NAMES.includes(step)) {
     console.error(`--step must be one of:\n${STEP_NAMES.map((name) => `  ${name.padEnd(12)} ${STEPS[name]}`).join('\n')}`);
     process.exit(1);
@@ -254,7 +256,8 @@ ${interactive ? `  Commands: stop a|b, start a|b, status, ${cutoverPercent(step)
 
 const step = stepFromArgs(process.argv.slice(2));
 if (process.argv.includes('--smoke')) {
-  const smoke = step === 'done' ? require('./smoke').runSmoke() : require('./smoke-steps').runStepSmoke(step);
+  const steps = step === 'all' ? STEP_NAMES.filter((name) => name !== 'done') : [step];
+  const smoke = step === 'done' ? require('./smoke').runSmoke() : require('./smoke-steps').runStepSmoke(steps);
   smoke.catch((err) => {
     console.log(`FAIL  smoke run crashed: ${err && err.stack ? err.stack : err}`);
     process.exit(1);

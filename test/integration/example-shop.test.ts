@@ -24,14 +24,15 @@ describe('examples/shop', () => {
     if (!existsSync(path.join(repo, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does) before this suite.');
   });
 
-  it('passes its own smoke run: routing, auth, scopes, rate limit, bodies, logs, metrics, fail-over', async () => {
+  it('passes its own smoke run: routing, auth, scopes, rate limit, bodies, logs, metrics, order summary, fail-over', async () => {
     const { stdout } = await run(process.execPath, [start, '--smoke'], { cwd: repo, timeout: 40_000 });
     const lines = stdout.trim().split('\n');
     expect(lines.filter((line) => line.startsWith('FAIL'))).toEqual([]);
     const passed = lines.filter((line) => line.startsWith('PASS'));
     // Each thing the README promises has its own check; none may quietly disappear from the smoke run.
     for (const topic of [/load-balanced/, /monolith/, /\b401\b/, /\b403\b/, /201.*byte for byte/, /\b429\b.*carol/, /access log/, /\/metrics/,
-      /refused connection is retried/, /ejection line/, /recovery line/]) {
+      /refused connection is retried/, /ejection line/, /recovery line/, /order-summary\/1001 aggregates/, /summary .*partial/,
+      /unknown order is 502/, /legacy handler is deleted/]) {
       expect({ topic: String(topic), found: passed.some((line) => topic.test(line)) }).toEqual({ topic: String(topic), found: true });
     }
     expect(lines[lines.length - 1]).toMatch(/^smoke: all \d+ checks passed$/);
