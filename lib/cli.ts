@@ -1,7 +1,8 @@
 /**
  * The `frontdoor` command line (bin/frontdoor.js runs main()): `check` validates a config file the way
  * gateway.fromFile() would, every mistake with `file:line:column`, for CI; `routes` prints the resolved route
- * table (path, methods, hosts, upstream targets, policies in pipeline order), as text or `--json`. Arguments
+ * table (path, methods, hosts, upstream targets, policies in pipeline order), as text or `--json`; `serve` runs the
+ * gateway of the file as a server of its own (lib/serve/: workers, TLS, admin port, graceful shutdown). Arguments
  * are parsed by commander. Output is plain text (no colour), so NO_COLOR has nothing to strip; values that
  * came from the environment are redacted, and auth secrets and keys are never printed at all.
  */
@@ -14,7 +15,10 @@ import type { ConfigFile } from './config-file';
 import { ConfigError } from './errors';
 import { PHASES } from './pipeline';
 import type { Phase } from './pipeline';
+import { isRedisClient, isRedisOption } from './redis';
 import type { RedisClientLike } from './redis';
+import { serve, ServeUsageError } from './serve';
+import type { ServeOptions } from './serve';
 import { GATEWAY_FEATURES, ROUTE_FEATURES } from '../middleware/features';
 import { gateway } from '../middleware/gateway';
 import type { GatewayOptions } from '../middleware/gateway';
@@ -59,7 +63,7 @@ export type FinalHandler =
 export async function main(argv: readonly string[] = process.argv, io: CliIo = processIo()): Promise<number> {
   let code: number = EXIT.ok;
   const program = new Command('frontdoor')
-    .description('Check a frontdoor-gateway config file and list its routes.')
+    .description('Check a frontdoor-gateway config file, list its routes, or serve it.')
     .version(packageVersion(), '-V, --version', 'print the version of frontdoor-gateway')
     .helpCommand(false)
     .exitOverride()
@@ -93,6 +97,26 @@ export async function main(argv: readonly string[] = process.argv, io: CliIo = p
       });
     });
 
+  program
+    .command('serve')
+    .description('Serve the gateway of a config file on its own server: SIGTERM/SIGINT drain it; requests no route matches get a 404 problem.')
+    .argument('<file>', 'the config file (gateway.yaml, gateway.json)')
+    .option('-p, --port <port>', 'port of the public listener (default 8080)')
+    .option('-H, --host <address>', 'address of the public listener (default 0.0.0.0)')
+    .option('-w, --workers <n>', 'processes serving requests (node:cluster), or "auto" for one per core (default 1)')
+    .option('--cert <file>', 'PEM certificate chain: serve HTTPS (with --key)')
+    .option('--key <file>', 'PEM private key of --cert')
+    .option('--ca <file>', 'PEM CA certificates: ask clients for a certificate and check it against them (auth: { mtls })')
+    .option('--watch', 'reload the config file when it changes, in every worker')
+    .option('--admin-port <port>', 'serve /healthz, /readyz and /metrics on this port (the public port puts them on the public listener)')
+    .option('--admin-host <address>', 'address of the admin listener (default: --host)')
+    .option('--drain-timeout <duration>', 'how long requests in flight may finish after SIGTERM/SIGINT (default 30s)')
+    .option('--env-file <file>', 'read ${env:NAME} values from this dotenv file too (over the environment)')
+    .exitOverride()
+    .action(async (file: string, options: Omit<ServeOptions, 'file' | 'env'> & { envFile?: string }) => {
+      code = await runServe(io, file, options);
+    });
+
   try {
     await program.parseAsync([...argv]);
     return code;
@@ -109,20 +133,46 @@ async function run(io: CliIo, file: string, envFile: string | undefined, then: (
     then(config);
     return EXIT.ok;
   } catch (err) {
-    if (!(err instanceof ConfigError)) {
-      io.stderr(`frontdoor: ${(err as Error)?.message ?? String(err)}\n`);
-      return EXIT.invalid;
-    }
-    const located = err.issues.filter((issue) => issue.file !== undefined);
-    if (located.length === 0) {
-      io.stderr(`${err.message}\n`);
-      return EXIT.invalid;
-    }
-    // In the file's order, as an editor lists them.
-    located.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
-    for (const issue of located) io.stderr(`${issue.file}${issue.line ? `:${issue.line}:${issue.column}` : ''}: ${issue.message}\n`);
-    io.stderr(`frontdoor: ${file} is not valid: ${located.length} ${located.length === 1 ? 'mistake' : 'mistakes'}.\n`);
+    return report(io, file, err);
+  }
+}
+
+/** Writes what went wrong to stderr: a ConfigError as one `file:line:column: message` line per mistake. */
+function report(io: CliIo, file: string, err: unknown): number {
+  if (!(err instanceof ConfigError)) {
+    io.stderr(`frontdoor: ${(err as Error)?.message ?? String(err)}\n`);
     return EXIT.invalid;
+  }
+  const located = err.issues.filter((issue) => issue.file !== undefined);
+  if (located.length === 0) {
+    io.stderr(`${err.message}\n`);
+    return EXIT.invalid;
+  }
+  // In the file's order, as an editor lists them.
+  located.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+  for (const issue of located) io.stderr(`${issue.file}${issue.line ? `:${issue.line}:${issue.column}` : ''}: ${issue.message}\n`);
+  io.stderr(`frontdoor: ${file} is not valid: ${located.length} ${located.length === 1 ? 'mistake' : 'mistakes'}.\n`);
+  return EXIT.invalid;
+}
+
+/** `frontdoor serve`: runs until a signal ends it; a flag that cannot be used exits 2, a file that does not check out 1. */
+async function runServe(io: CliIo, file: string, flags: Omit<ServeOptions, 'file' | 'env'> & { envFile?: string }): Promise<number> {
+  const { envFile, ...options } = flags;
+  let env: NodeJS.ProcessEnv;
+  try {
+    env = envFile ? withEnvFile(io.env, envFile) : io.env;
+  } catch (err) {
+    io.stderr(`frontdoor: ${(err as Error).message}\n`);
+    return EXIT.invalid;
+  }
+  try {
+    return await serve({ ...options, file, env });
+  } catch (err) {
+    if (err instanceof ServeUsageError) {
+      io.stderr(`frontdoor serve: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    return report(io, file, err);
   }
 }
 
@@ -145,9 +195,9 @@ export async function checkFile(file: string, env: NodeJS.ProcessEnv): Promise<C
 }
 
 /**
- * A copy of the options where every `redis: 'redis://…'` is a client that answers every command at once
- * without a connection. The URL was checked by the schema; one stand-in per URL, so routes that share a
- * counter or store still compare equal.
+ * A copy of the options where every `redis` that would connect (a URL, `{ cluster }`, `{ sentinels, name }`) is a
+ * client that answers every command at once without a connection. One stand-in per value, so routes that share a
+ * counter or store still compare equal; a value the schema would refuse is left for it to report.
  */
 function offline(options: unknown): unknown {
   const standIns = new Map<string, RedisClientLike>();
@@ -156,9 +206,10 @@ function offline(options: unknown): unknown {
     if (!value || typeof value !== 'object') return value;
     return Object.fromEntries(
       Object.entries(value).map(([key, item]) => {
-        if (key === 'redis' && typeof item === 'string' && /^rediss?:\/\//.test(item)) {
-          if (!standIns.has(item)) standIns.set(item, { call: async () => '' });
-          return [key, standIns.get(item)];
+        if (key === 'redis' && isRedisOption(item) && !isRedisClient(item)) {
+          const id = JSON.stringify(item);
+          if (!standIns.has(id)) standIns.set(id, { call: async () => '' });
+          return [key, standIns.get(id)];
         }
         return [key, copy(item)];
       }),

@@ -24,7 +24,8 @@ import { consoleLogger, Logger } from '../lib/log';
 import { normaliseTarget } from '../lib/path';
 import type { FeatureDescriptor, Middleware } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
-import { redisHandle, RedisClientLike } from '../lib/redis';
+import { redisHandle, redisOptionSchema } from '../lib/redis';
+import type { RedisOption } from '../lib/redis';
 import { byteSize, defineSchema, duration, parseOptions } from '../lib/schema';
 import type { Z } from '../lib/schema';
 import type { SharedParts } from '../lib/scope';
@@ -65,8 +66,8 @@ export interface CacheOptions {
   tagHeader?: string | false;
   /** A successful POST, PUT, PATCH or DELETE through the cache purges its path's entries. Defaults to true. */
   invalidateOnWrite?: boolean;
-  /** Shared store: a `redis://` URL or an ioredis / node-redis client. Defaults to memory (per process). */
-  redis?: string | RedisClientLike;
+  /** Shared store: a `redis://` URL, `{ cluster: [urls] }`, `{ sentinels, name }`, or an ioredis / node-redis client (docs/scaling.md). Defaults to memory (per process). */
+  redis?: RedisOption;
   /** Timeout of each Redis call; past it the request is served uncached. Defaults to `'250ms'`. */
   storeTimeout?: Duration;
   /** Store name: caches with one name share a store (and, with `redis`, their keys across instances). Defaults to the route, or `'default'` alone. */
@@ -119,15 +120,7 @@ export const cacheSchema = defineSchema((z: Z) => {
       waitTimeout: duration(z).default(5000),
       tagHeader: z.union([headerName, z.literal(false)]).default('cache-tag'),
       invalidateOnWrite: z.boolean({ error: 'must be true or false' }).default(true),
-      redis: z
-        .custom<string | RedisClientLike>(
-          (value) =>
-            typeof value === 'string'
-              ? /^rediss?:\/\//.test(value)
-              : !!value && typeof value === 'object' && (typeof (value as { call?: unknown }).call === 'function' || typeof (value as { sendCommand?: unknown }).sendCommand === 'function'),
-          { error: 'must be a redis:// or rediss:// URL, or a Redis client (ioredis or node-redis)' },
-        )
-        .optional(),
+      redis: redisOptionSchema(z).optional(),
       storeTimeout: duration(z).refine((ms) => ms >= 1, { error: 'must be at least 1ms' }).default(250),
       name: z.string({ error: 'must be a non-empty string.' }).min(1, { error: 'must be a non-empty string.' }).optional(),
       logger: z

@@ -13,7 +13,8 @@ import { ConfigError, GatewayError } from '../lib/errors';
 import { consoleLogger, Logger } from '../lib/log';
 import { respondOrNext } from '../lib/problem';
 import { ResilientRedisStore } from '../lib/rate-limit-store';
-import { redisHandle, RedisClientLike, RedisHandle } from '../lib/redis';
+import { redisHandle, redisOptionSchema, RedisHandle } from '../lib/redis';
+import type { RedisOption } from '../lib/redis';
 import type { ErrorMode, FeatureDescriptor } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
 import { defineSchema, duration, errorMode, parseOptions, Z } from '../lib/schema';
@@ -34,8 +35,8 @@ export interface RateLimitOptions {
   default?: number;
   /** Counter name: limiters with the same name share counters. Defaults to the route; required with `redis` when used alone. */
   name?: string;
-  /** Shared store: a `redis://` URL or an ioredis / node-redis client. Defaults to in-memory (per process). */
-  redis?: string | RedisClientLike;
+  /** Shared store: a `redis://` URL, `{ cluster: [urls] }`, `{ sentinels, name }`, or an ioredis / node-redis client (docs/scaling.md). Defaults to in-memory (per process). */
+  redis?: RedisOption;
   /** Timeout of each Redis call. Defaults to `'500ms'`. */
   storeTimeout?: Duration;
   /** When Redis is unreachable: `'allow'` requests through (fail open, the default) or `'deny'` them with 503. */
@@ -99,16 +100,8 @@ export const rateLimitSchema = defineSchema((z) =>
         .refine((rules) => Object.keys(rules).every((method) => /^[A-Z]+$/.test(method)), { error: 'must have HTTP methods in capitals as keys, e.g. { POST: { … } }' })
         .optional(),
       name: z.string({ error: 'must be a non-empty string.' }).min(1, { error: 'must be a non-empty string.' }).optional(),
-      // A URL's scheme, or a client's command method (lib/redis.ts relies on them when it connects).
-      redis: z
-        .custom<string | RedisClientLike>(
-          (value) =>
-            typeof value === 'string'
-              ? /^rediss?:\/\//.test(value)
-              : !!value && typeof value === 'object' && (typeof (value as { call?: unknown }).call === 'function' || typeof (value as { sendCommand?: unknown }).sendCommand === 'function'),
-          { error: 'must be a redis:// or rediss:// URL, or a Redis client (ioredis or node-redis)' },
-        )
-        .optional(),
+      // A URL, a cluster or sentinel set, or a client's command method (lib/redis.ts connects to each).
+      redis: redisOptionSchema(z).optional(),
       storeTimeout: duration(z).default(500),
       onStoreError: z.enum(['allow', 'deny'], { error: "must be 'allow' or 'deny'." }).default('allow'),
       legacyHeaders: z.boolean({ error: 'must be true or false' }).default(false),
