@@ -387,7 +387,8 @@ function errorDetails(statusType: Protobuf.Type, trailers: grpc.Metadata | undef
 export const grpcFeature: FeatureDescriptor = {
   option: 'grpc',
   phase: 'final',
-  schemas: defineSchema(() => ({ option: grpcBridgeSchema() })),
+  // `stripPath` is the route's own option there (the bindings match the path the route forwards).
+  schemas: defineSchema(() => ({ option: grpcBridgeSchema().omit({ stripPath: true }) })),
   upgrade: { apply: false, reason: 'A gRPC route answers JSON requests with RPCs; there is no WebSocket upstream to hand an upgrade to.' },
   build(value, scope) {
     const option = `${scope.optionPrefix}grpc`;
