@@ -1,8 +1,10 @@
 /**
- * The RFC 9457 problem answer check the suites share: status, `application/problem+json`, `status` and
- * `code` in the body, and (unless told otherwise) the body's `requestId` equal to the X-Request-Id header.
+ * The RFC 9457 problem answer check the suites share, as the published kit's isProblem()
+ * (frontdoor-gateway/testing): status, `application/problem+json`, `status` and `code` in the body, and
+ * (unless told otherwise) the body's `requestId` equal to the X-Request-Id header.
  */
 import type http from 'node:http';
+import { isProblem } from '../../lib/testing/assert';
 
 /** A response from supertest (parsed body), `rawRequest` or `sendRaw` (body as text). */
 export interface ProblemResponse {
@@ -21,13 +23,5 @@ export interface ExpectProblemOptions {
 
 /** Asserts an RFC 9457 problem answer with the given status and code (parsing a text body); returns the body. */
 export function expectProblem(res: ProblemResponse, status: number, code: string, options: ExpectProblemOptions = {}): Record<string, unknown> {
-  expect(res.status).toBe(status);
-  expect(String(res.headers['content-type'])).toContain('application/problem+json');
-  const body = (typeof res.body === 'string' ? JSON.parse(res.body) : res.body) as Record<string, unknown>;
-  expect(body).toMatchObject({ status, code });
-  if (options.requestId ?? true) {
-    expect(typeof body.requestId).toBe('string');
-    expect(body.requestId).toBe(res.headers['x-request-id']);
-  }
-  return body;
+  return isProblem(res, { status, code, requestId: options.requestId ?? true });
 }
