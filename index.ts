@@ -59,6 +59,8 @@ export { cache } from './middleware/cache';
 export type { CacheOptions, CacheMiddleware, CacheControl } from './middleware/cache';
 export { shadow, shadowReportHandler } from './middleware/shadow';
 export type { ShadowOptions, ShadowEndpoint, ShadowCompareOptions, ShadowReport, ShadowSample, ShadowDifference, ShadowControl, ShadowEvent, ShadowMiddleware, SkipReason, NotShadowedReason, ShadowOutcome } from './middleware/shadow';
+export { grpcBridge } from './middleware/grpc-bridge';
+export type { GrpcBridgeOptions, GrpcBridgeMiddleware, GrpcHealthOptions, GrpcTlsOptions } from './middleware/grpc-bridge';
 export { fallback } from './middleware/fallback';
 export type { FallbackOptions, FallbackTrigger } from './middleware/fallback';
 export { cutover } from './middleware/cutover';

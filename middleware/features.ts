@@ -28,6 +28,8 @@ import { appHandoffFeature } from './app-handoff';
 import { cutoverFeature } from './cutover';
 import type { CutoverOptions } from './cutover';
 import { fallbackFeature } from './fallback';
+import { grpcFeature } from './grpc-bridge';
+import type { GrpcBridgeOptions } from './grpc-bridge';
 import type { FallbackOptions } from './fallback';
 import { shadowFeature } from './shadow';
 import type { ShadowOptions } from './shadow';
@@ -60,6 +62,7 @@ export const ROUTE_FEATURES: readonly FeatureDescriptor[] = [
   xmlFeature,
   proxyFeature,
   aggregateFeature,
+  grpcFeature,
   appHandoffFeature,
   // Wrappers of the final handler, innermost first: cutover(fallback(upstream)), shadow around what answers.
   fallbackFeature,
@@ -111,6 +114,8 @@ export interface RouteFeatureOptions {
   xml?: XmlBridgeOptions;
   /** One request, several upstream calls, one shaped answer (a route with `aggregate` needs no `upstream`), see aggregate(). */
   aggregate?: AggregateOptions;
+  /** Instead of `upstream`: JSON clients call a gRPC service, with the standard HTTP mapping, see grpcBridge(). */
+  grpc?: GrpcBridgeOptions;
   /** Hand the request to the app's own handler when the upstream is unreachable, times out or answers a listed status, see fallback(). */
   fallback?: FallbackOptions | true;
   /** Send this share of the route's requests to the upstream, the rest to the app's own handler, see cutover(). */
