@@ -331,7 +331,7 @@ function upstreamCheck(variant, upstreamRequests, completed, periods) {
   const low = min * completed * 0.95;
   const high = max * (completed * 1.05 + settings.connections * periods) + 10;
   if (upstreamRequests >= low && upstreamRequests <= high) return undefined;
-  return `the upstream received ${upstreamRequests} requests for ${completed} completed (${completed ? (upstreamRequests / completed).toFixed(3) : '–'} per request), expected ${min === max ? min : `${min}–${max}`} per request`;
+  return `the upstream received ${upstreamRequests} requests for ${completed} completed (${completed ? (upstreamRequests / completed).toFixed(3) : '–'} per request), expected ${min === max ? min : `${min}–${max}`} per request (a misconfigured row, or a machine so slow that requests cut off at the end of a load period outnumber the slack)`;
 }
 
 /**
@@ -472,6 +472,7 @@ async function runRow(variant, upstream, upstreamPort, env) {
     }
     process.stdout.write(`  ${variant.name.padEnd(20)} warm-up ${settings.warmup}s`);
     await load(port, settings.warmup, variant);
+    await settledStats(upstream);
 
     await ask(upstream, { cmd: 'reset' }, 'reset');
     if (gw) await ask(gw, { cmd: 'rss-reset' }, 'rss-reset');
@@ -495,7 +496,7 @@ async function runRow(variant, upstream, upstreamPort, env) {
     const shares = cpuShares(ticksBefore, readCpuTicks());
 
     const mem = gw ? await ask(gw, { cmd: 'rss' }, 'rss') : null;
-    const up = await ask(upstream, { cmd: 'stats' }, 'stats');
+    const up = await settledStats(upstream);
     const stats = gw ? await rowStats(variant, gw, result.requests.total) : undefined;
     process.stdout.write(' done\n');
 
@@ -603,7 +604,8 @@ async function runInterleaved(rows, upstream, upstreamPort, env) {
         await ask(upstream, { cmd: 'mark' }, 'mark');
         const { result, units } = await load(g.port, sliceSeconds, g.variant, g.latencies);
         const { cpuMicros } = await ask(g.child, { cmd: 'rss' }, 'rss');
-        const up = await ask(upstream, { cmd: 'stats' }, 'stats');
+        // The requests cut off at the end of the slice are counted in this slice, not the next row's.
+        const up = await settledStats(upstream);
         g.requests.push(units);
         g.cpuMicros.push(cpuMicros);
         g.upstreamRequests.push(up.requestsSinceMark);
@@ -629,6 +631,21 @@ async function runInterleaved(rows, upstream, upstreamPort, env) {
   } finally {
     for (const g of gateways) await stopChild(g.child);
   }
+}
+
+/**
+ * The upstream's stats once its request count has stopped moving (polled every 50 ms, for at most 3 s): a gateway
+ * still working through requests the load generator cut off (a backlog, on a busy machine) keeps sending them.
+ */
+async function settledStats(upstream) {
+  let last = await ask(upstream, { cmd: 'stats' }, 'stats');
+  for (const until = Date.now() + 3_000; Date.now() < until; ) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = await ask(upstream, { cmd: 'stats' }, 'stats');
+    if (now.requests === last.requests) return now;
+    last = now;
+  }
+  return last;
 }
 
 /** Quartiles of `values` (nearest rank). */
