@@ -170,8 +170,8 @@ ${writesToService
 Fail-over:
   ${interactive ? `Type "stop a" + Enter (or: kill -USR2 ${process.pid})` : `Run kill -USR2 ${process.pid}`} to stop instance a, then run this a few times:
   curl ${base}/api/orders
-  Every answer of the orders service now comes from b. A request that finds a refusing connections is retried on b (a POST
-  too: nothing reached a). After 2 failures in a row the gateway ejects a for 5s and prints
+  Every answer of the orders service now comes from b. A request that finds a refusing connections is
+  retried on b (a POST too: nothing reached a). After 2 failures in a row the gateway ejects a for 5s and prints
   ">> upstream … ejected" here. ${interactive ? '"start a" restarts it' : 'The same kill again restarts it'}; after the cooldown one trial request goes
   to a, and ">> upstream … recovered" is printed.
 ${interactive ? `  Commands: stop a|b, start a|b, status, ${cutoverPercent(step) !== undefined ? 'cutover <percent>, ' : ''}help, quit.\n` : ''}  Ctrl+C stops everything.
