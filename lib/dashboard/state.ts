@@ -21,7 +21,7 @@ export type TargetHealth = 'healthy' | 'ejected' | 'trial' | 'down';
 
 /**
  * A target as gw.routes() describes it, with the fields the dashboard reads when the gateway gives them
- * (`trial`, `retryInMs`, `inFlight`: see docs/dashboard.md; without them a trial shows as ejected, in-flight as 0).
+ * (`trial`, `retryInMs`, `inFlight`: see docs/dashboard.md; without them a trial shows as ejected, in-flight as unknown).
  */
 export type DescribedTarget = RouteInfo['targets'][number] & { trial?: boolean; retryInMs?: number; inFlight?: number };
 
@@ -99,8 +99,10 @@ export interface RouteState {
 export interface TargetState {
   url: string;
   health: TargetHealth;
+  /** An ejected target: seconds until its trial request, when the gateway says. */
   retryInSeconds: number | null;
-  inFlight: number;
+  /** Requests in flight to the target, when the gateway says (null otherwise). */
+  inFlight: number | null;
   lastError: { code: string; at: string; route: string | null } | null;
 }
 
@@ -307,7 +309,7 @@ function targetState(target: DescribedTarget, recorder: DashboardRecorder): Targ
     url: displayUrl(target.url),
     health,
     retryInSeconds: health === 'ejected' && target.retryInMs !== undefined ? Math.ceil(target.retryInMs / 1000) : null,
-    inFlight: target.inFlight ?? 0,
+    inFlight: target.inFlight ?? null,
     lastError: error ? { code: error.code, at: new Date(error.at).toISOString(), route: error.route ?? null } : null,
   };
 }

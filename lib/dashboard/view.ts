@@ -22,6 +22,7 @@ export interface DashboardView {
 export const SPARK_WIDTH = 180;
 export const SPARK_HEIGHT = 32;
 const DASH = '–';
+const HEALTH_TEXT: Record<TargetState['health'], string> = { healthy: 'healthy', ejected: 'ejected', trial: 'in trial', down: 'down (health check)' };
 
 export function formatRate(value: number): string {
   if (value === 0) return '0';
@@ -140,9 +141,9 @@ export function buildView(state: DashboardState, now = Date.parse(state.generate
   state.upstreams.forEach((upstream, u) => {
     upstream.targets.forEach((target, t) => {
       const key = `upstreams.${u}.${t}`;
-      texts[`${key}.health`] = target.health === 'ejected' && target.retryInSeconds !== null ? `ejected, retry in ${target.retryInSeconds} s` : target.health === 'down' ? 'down (health check)' : target.health === 'trial' ? 'in trial' : 'healthy';
+      texts[`${key}.health`] = HEALTH_TEXT[target.health] + (target.health === 'ejected' && target.retryInSeconds !== null ? `, trial in ${target.retryInSeconds} s` : '');
       tones[`${key}.health`] = healthTone(target);
-      texts[`${key}.inFlight`] = String(target.inFlight);
+      texts[`${key}.inFlight`] = target.inFlight === null ? DASH : String(target.inFlight);
       texts[`${key}.lastError`] = target.lastError ? `${target.lastError.code}, ${ago(target.lastError.at, now)}${target.lastError.route ? ` (${target.lastError.route})` : ''}` : DASH;
     });
   });

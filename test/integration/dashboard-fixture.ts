@@ -36,7 +36,33 @@ export interface MigrationShop {
   close(): Promise<void>;
 }
 
-export async function startMigrationShop(dashboardOptions: Partial<DashboardOptions> = {}): Promise<MigrationShop> {
+/**
+ * Fills the recorder with 15 minutes of made-up traffic before the real requests, so sparklines have a shape
+ * (the docs' screenshot). The recorder's clock is shifted back for it, then runs on real time.
+ */
+function backfill(recorder: DashboardRecorder, shift: { ms: number }): void {
+  const start = Date.now() - 15 * 60_000;
+  for (let bucket = 0; bucket < 89; bucket++) {
+    shift.ms = start + bucket * 10_000 - Date.now();
+    const wave = 1 + Math.sin(bucket / 9);
+    const perRoute: Array<[string, number, 'service' | 'monolith' | 'edge']> = [
+      ['admin', Math.round(2 * wave), 'edge'],
+      ['users', Math.round(6 * wave), 'edge'],
+      ['orders', Math.round(12 * wave) + 2, bucket % 2 ? 'service' : 'monolith'],
+      ['catalog', Math.round(9 * wave) + 1, 'service'],
+      ['payments', Math.round(1 + wave), 'monolith'],
+    ];
+    for (const [route, count, side] of perRoute) {
+      for (let i = 0; i < count; i++) {
+        const failed = route === 'catalog' && bucket > 60 && bucket < 66 && i === 0;
+        recorder.record({ route, durationMs: side === 'service' ? 8 + ((i * 7) % 30) : 20 + ((i * 13) % 60), status: failed ? 502 : 200, side, ...(route === 'orders' ? { cutover: side === 'service' ? 'service' : 'monolith' } : {}), ...(route === 'payments' ? { fallback: 'unavailable' } : {}) });
+      }
+    }
+  }
+  shift.ms = 0;
+}
+
+export async function startMigrationShop(dashboardOptions: Partial<DashboardOptions> = {}, setup: { history?: boolean } = {}): Promise<MigrationShop> {
   const upstreams: Upstream[] = [];
   const orders = await startUpstream({ name: 'orders-service' });
   upstreams.push(orders);
@@ -64,7 +90,9 @@ export async function startMigrationShop(dashboardOptions: Partial<DashboardOpti
   const dead = `http://127.0.0.1:${await closedPort()}`;
   const catalogWithPassword = catalog.url.replace('http://', `http://svc:${TARGET_PASSWORD}@`);
 
-  const recorder = new DashboardRecorder();
+  const shift = { ms: setup.history ? -15 * 60_000 : 0 };
+  const recorder = new DashboardRecorder({ now: () => Date.now() + shift.ms });
+  if (setup.history) backfill(recorder, shift);
   const gw = gateway({
     routes: [
       { name: 'admin', path: '/admin', app: true },

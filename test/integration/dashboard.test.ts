@@ -3,6 +3,7 @@
  * upstreams and an in-process monolith (dashboard-fixture.ts). Who may open it, what it shows and never shows, and
  * the cutover change with its CSRF protection. Also the recorder's fixed-bound time series, with a fake clock.
  */
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import express from 'express';
 import { ConfigError, gateway } from '../../index';
@@ -106,7 +107,7 @@ describe('dashboard(): who may open it', () => {
 
   it('takes an API key in its header or as the Basic password, stored as a digest', async () => {
     const key = 'k'.repeat(40);
-    const digest = `sha256:${require('node:crypto').createHash('sha256').update(key).digest('hex')}`;
+    const digest = `sha256:${createHash('sha256').update(key).digest('hex')}`;
     const gw = gateway({ routes: [{ path: '/api', upstream: 'http://127.0.0.1:9' }] });
     const app = express();
     app.use('/ops', dashboard({ gateway: gw, auth: { apiKey: [digest] } }));
@@ -231,7 +232,12 @@ describe('dashboard(): state.json of a gateway with a route in every stage', () 
     // The dead target is payments' too: its last error names whichever route failed on it last.
     expect(dead).toMatchObject({ health: 'ejected', lastError: { code: 'ECONNREFUSED', route: expect.stringMatching(/^(catalog|payments)$/) } });
     expect(dead.retryInSeconds === null || dead.retryInSeconds > 0).toBe(true);
-    expect(live).toMatchObject({ url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/), health: 'healthy', inFlight: 0, lastError: { code: 'HTTP 500' } });
+    expect(live).toMatchObject({ url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/), health: 'healthy', lastError: { code: 'HTTP 500' } });
+    const u = state.upstreams.indexOf(catalog!);
+    expect(state.view.texts[`upstreams.${u}.0.health`]).toMatch(/^ejected/);
+    expect(state.view.tones[`upstreams.${u}.0.health`]).toBe('bad');
+    expect(state.view.texts[`upstreams.${u}.1.health`]).toBe('healthy');
+    expect(state.view.texts[`upstreams.${u}.0.lastError`]).toMatch(/^ECONNREFUSED, \d+ s ago \((catalog|payments)\)$/);
     expect(text).not.toContain(TARGET_PASSWORD);
   });
 
