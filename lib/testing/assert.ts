@@ -171,7 +171,7 @@ export function checkForwarded(upstream: RecordingUpstream, expected: ForwardedE
  */
 export function expectForwarded(upstream: RecordingUpstream, expected: ForwardedExpectation = {}): ReceivedRequest {
   const { failure, matching } = checkForwarded(upstream, expected);
-  if (failure) throw new FrontdoorAssertionError(failure, expected, upstream?.requests);
+  if (failure) throw new FrontdoorAssertionError(failure, expected, summary(upstream));
   return matching[matching.length - 1];
 }
 
@@ -181,7 +181,12 @@ export function expectForwarded(upstream: RecordingUpstream, expected: Forwarded
  */
 export function expectNotForwarded(upstream: RecordingUpstream, expected: Omit<ForwardedExpectation, 'times'> = {}): void {
   const { failure } = checkForwarded(upstream, { ...expected, times: 0 });
-  if (failure) throw new FrontdoorAssertionError(failure.replace(/^expectForwarded/, 'expectNotForwarded'), expected, upstream?.requests);
+  if (failure) throw new FrontdoorAssertionError(failure.replace(/^expectForwarded/, 'expectNotForwarded'), expected, summary(upstream));
+}
+
+/** What a failure reports as `actual`: the requests as `METHOD url` lines (runners print `actual` in full). */
+function summary(upstream: RecordingUpstream): string[] | undefined {
+  return Array.isArray(upstream?.requests) ? upstream.requests.map((req) => `${req.method} ${req.url}`) : undefined;
 }
 
 function parsedBody(res: ResponseLike): unknown {

@@ -6,7 +6,7 @@
  * so its dependencies resolve from the repo's own node_modules (no network).
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -149,6 +149,109 @@ const listen = (server) => new Promise((resolve) => server.listen(0, '127.0.0.1'
     );
     const result = await nodeJson([script]);
     expect(result).toEqual({ status: 200, body: { url: '/orders/7?x=1', id: 'pack-smoke' } });
+  });
+
+  describe('frontdoor-gateway/testing', () => {
+    const jestEntry = Boolean((JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { exports: Record<string, unknown> }).exports['./testing/jest']);
+
+    it('is in the tarball with its declarations and ESM entry', () => {
+      expect(tarballFiles).toEqual(expect.arrayContaining(['dist/testing.js', 'dist/testing.d.ts', 'dist/testing.mjs']));
+    });
+
+    it('works with require(): a real upstream, a signed token, the assertions; no test framework and no jose at import', async () => {
+      const result = await nodeJson([
+        '-e',
+        [
+          "const t = require('frontdoor-gateway/testing');",
+          "const loaded = (names) => names.filter((name) => Object.keys(require.cache).some((file) => file.includes(`/node_modules/${name}/`)));",
+          "const atImport = loaded(['jose', 'jest', 'expect', '@jest/globals', 'supertest', 'zod', 'pino']);",
+          '(async () => {',
+          "  const up = await t.startUpstream({ name: 'orders' });",
+          "  const token = await t.signToken({ sub: 'alice' }, { secret: t.hmacSecret() });",
+          "  await fetch(up.url + '/api/orders?x=1', { headers: { authorization: 'Bearer ' + token } });",
+          "  const seen = t.expectForwarded(up, { path: '/api/orders', headers: { authorization: /^Bearer / } });",
+          '  let message = "";',
+          "  try { t.expectForwarded(up, { path: '/nowhere' }); } catch (err) { message = err.name + ': ' + err.message.split('\\n')[0]; }",
+          '  await t.closeAll();',
+          "  console.log(JSON.stringify({ atImport, path: seen.path, key: t.apiKey().length >= 16, message, resolved: require.resolve('frontdoor-gateway/testing') }));",
+          '})().catch((err) => { console.error(err); process.exit(1); });',
+        ].join('\n'),
+      ]);
+      expect(result).toMatchObject({ atImport: [], path: '/api/orders', key: true });
+      expect(result.message).toMatch(/^FrontdoorAssertionError: expectForwarded: no request received by http:\/\/127\.0\.0\.1:\d+ matched \{ path: '\/nowhere' \}/);
+      expect(result.resolved).toBe(path.join(installed, 'dist', 'testing.js'));
+    });
+
+    it('works with import, exporting the same names and the same instances as require()', async () => {
+      const result = await nodeJson([
+        '--input-type=module',
+        '-e',
+        [
+          "import { startUpstream, closeAll, isProblem } from 'frontdoor-gateway/testing';",
+          "import * as esm from 'frontdoor-gateway/testing';",
+          "import { createRequire } from 'node:module';",
+          'const cjs = createRequire(import.meta.url)("frontdoor-gateway/testing");',
+          "const names = Object.keys(cjs).filter((n) => n !== '__esModule');",
+          'const missing = names.filter((n) => !(n in esm));',
+          'const up = await startUpstream();',
+          'const status = (await fetch(up.url)).status;',
+          'await cjs.closeAll();', // one registry for both: the ESM-started upstream is closed through require()
+          'const refused = await fetch(up.url).then(() => false, () => true);',
+          'console.log(JSON.stringify({ names: names.length, missing, same: startUpstream === cjs.startUpstream && closeAll === cjs.closeAll && isProblem === cjs.isProblem, status, refused, resolved: import.meta.resolve("frontdoor-gateway/testing") }));',
+        ].join('\n'),
+      ]);
+      expect(result).toMatchObject({ missing: [], same: true, status: 200, refused: true });
+      expect(result.names).toBeGreaterThan(10);
+      expect(result.resolved).toBe(`file://${path.join(installed, 'dist', 'testing.mjs')}`);
+    });
+
+    // The matchers' subpath, once package.json exports it ("./testing/jest" → dist/lib/testing/jest.js).
+    (jestEntry ? it : it.skip)('frontdoor-gateway/testing/jest registers its matchers on the global expect', async () => {
+      const result = await nodeJson([
+        '-e',
+        [
+          'let names = [];',
+          'globalThis.expect = { extend: (matchers) => { names = Object.keys(matchers); } };',
+          "const { matchers } = require('frontdoor-gateway/testing/jest');",
+          "const res = { status: 401, headers: { 'content-type': 'application/problem+json' }, body: { status: 401, code: 'ERR_AUTH_MISSING' } };",
+          "console.log(JSON.stringify({ names, pass: matchers.toBeProblem(res, { status: 401, code: 'ERR_AUTH_MISSING' }).pass, fail: matchers.toBeProblem(res, { status: 403 }).message() }));",
+        ].join('\n'),
+      ]);
+      expect(result).toMatchObject({ names: ['toBeProblem', 'toHaveBeenForwarded'], pass: true });
+      expect(result.fail).toContain('status: expected 403, got 401');
+    });
+
+    it('type-checks in a TypeScript consumer', async () => {
+      await writeFile(
+        path.join(consumer, 'testing-consumer.mts'),
+        [
+          "import { startUpstream, signToken, startJwks, apiKey, isProblem, expectForwarded, closeAll } from 'frontdoor-gateway/testing';",
+          "import type { Upstream, ReceivedRequest, ProblemBody, Jwks } from 'frontdoor-gateway/testing';",
+          'const up: Upstream = await startUpstream((_req, res) => res.end());',
+          "await up.fail('status:503', { times: 1 });",
+          "await up.fail('slow:500ms');",
+          "up.reply(201, { id: 1 }, { location: '/orders/1' });",
+          "const token: string = await signToken({ sub: 'alice' }, { secret: 'x'.repeat(32), expiresIn: '5m' });",
+          "const idp: Jwks = await startJwks({ algorithm: 'ES256' });",
+          'const rotated: string = (await idp.rotate()).kid;',
+          "const problem: ProblemBody = isProblem({ status: 401, headers: {}, body: {} }, { status: 401, code: 'ERR_AUTH_MISSING' });",
+          "const seen: ReceivedRequest = expectForwarded(up, { path: '/x', headers: { authorization: false } });",
+          'export const values = [token, rotated, problem.code, seen.path, apiKey()];',
+          'await closeAll();',
+          '// @ts-expect-error an unknown failure mode is a type error',
+          "await up.fail('explode');",
+          // With the matchers' subpath exported, its types extend jest's expect.
+          ...(jestEntry ? ["import 'frontdoor-gateway/testing/jest';", "expect(up).toHaveBeenForwarded({ path: '/x' });", "expect(problem).not.toBeProblem({ code: 'ERR_RATE_LIMITED' });"] : []),
+          '',
+        ].join('\n'),
+      );
+      await writeFile(
+        path.join(consumer, 'tsconfig.testing.json'),
+        JSON.stringify({ compilerOptions: { module: 'node16', moduleResolution: 'node16', target: 'es2022', strict: true, noEmit: true, types: jestEntry ? ['node', 'jest'] : ['node'] }, files: ['testing-consumer.mts'] }),
+      );
+      const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+      await expect(run(process.execPath, [tsc, '-p', path.join(consumer, 'tsconfig.testing.json')], { cwd: consumer, timeout: 60_000 })).resolves.toBeDefined();
+    }, 60_000);
   });
 
   it('type-checks in a TypeScript consumer through the "types" export condition', async () => {

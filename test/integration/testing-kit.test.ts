@@ -173,6 +173,17 @@ describe('a gateway in front of kit upstreams', () => {
     expectForwarded(a, { method: 'POST', path: '/api/orders', headers: { 'x-request-id': 'kit-reset-1' }, body: { n: 1 } });
   });
 
+  it('a hanging upstream is a 504 after the route timeout; a reset GET is retried on the other instance', async () => {
+    const app = appWith({ routes: [{ path: '/api', upstream: { targets: [a.url, b.url], timeout: '300ms' } }] });
+    await a.fail('hang');
+    await b.fail('hang');
+    isProblem(await request(app).get('/api/slow'), { status: 504, code: 'ERR_UPSTREAM_TIMEOUT' });
+    await a.fail('reset');
+    await b.recover();
+    for (let i = 0; i < 2; i += 1) expect((await request(app).get('/api/x')).headers['x-upstream']).toBe('b');
+    expectForwarded(a, { path: '/api/x' });
+  });
+
   it('a target nothing listens on is a 502 ERR_UPSTREAM_UNAVAILABLE', async () => {
     const app = appWith({ routes: [{ path: '/api', upstream: `http://127.0.0.1:${await closedPort()}` }] });
     isProblem(await request(app).get('/api/x'), { status: 502, code: 'ERR_UPSTREAM_UNAVAILABLE' });
