@@ -73,12 +73,6 @@ export interface RequestContext {
   upstreamBodySent?: boolean;
   /** Run once the response closes (finished or aborted), in the order added: see onResponseClose(). */
   closeHandlers?: Array<() => void>;
-  /**
-   * Ends the upstream exchange under way, answering `err` through the final handler's error path: the
-   * upstream's request is aborted, so it never gets the rest of a streamed body (bodyLimit() past its limit
-   * mid-stream). Set by the upstream client; returns false when no exchange is under way any more.
-   */
-  abortUpstream?: (err: import('./errors').GatewayError) => boolean;
 }
 
 const CONTEXT = Symbol.for('frontdoor.context');

@@ -70,6 +70,8 @@ interface Exchange {
   attemptStartedAt: number;
   /** CLIENT span of the current attempt, when the request is traced. */
   span: Span | undefined;
+  /** The client driving it (for abortUpstream()). */
+  client: UpstreamClient;
   fail: (err: GatewayError) => void;
 }
 
@@ -85,6 +87,16 @@ interface ProxyTarget {
   path: string;
   pathname: string;
   href: string;
+}
+
+/**
+ * Ends the upstream exchange of `req` under way, answering `err` through the final handler's error path: the
+ * upstream's request is aborted, so it never gets the rest of a streamed body (bodyLimit() past its limit
+ * mid-stream). Returns false when no exchange is under way (the request is not being forwarded, or is done).
+ */
+export function abortUpstream(req: IncomingMessage, err: GatewayError): boolean {
+  const exchange = (req as ForwardedRequest)[EXCHANGE];
+  return exchange ? exchange.client.abort(req, exchange, err) : false;
 }
 
 export class UpstreamClient {
@@ -140,6 +152,7 @@ export class UpstreamClient {
       attempt: 0,
       attemptStartedAt: 0,
       span: undefined,
+      client: this,
       fail,
     };
     (req as ForwardedRequest)[EXCHANGE] = exchange;
@@ -155,20 +168,21 @@ export class UpstreamClient {
         }
       }
     });
-    // A policy that refuses the request while its body streams here (bodyLimit) ends the exchange through this.
-    getContext(req).abortUpstream = (err) => {
-      if (exchange.done) return false;
-      this.finish(exchange);
-      if (exchange.gate) req.unpipe(exchange.gate);
-      exchange.proxyReq?.destroy();
-      if (!exchange.responded) {
-        this.pool.release(exchange.target, exchange.trial);
-        this.attemptFailed(req, exchange, err.code);
-      }
-      exchange.fail(err);
-      return true;
-    };
     this.dispatch(req, res, exchange);
+  }
+
+  /** Ends an exchange under way with `err` (see abortUpstream()); false when it is over already. */
+  abort(req: IncomingMessage, exchange: Exchange, err: GatewayError): boolean {
+    if (exchange.done) return false;
+    this.finish(exchange);
+    if (exchange.gate) req.unpipe(exchange.gate);
+    exchange.proxyReq?.destroy();
+    if (!exchange.responded) {
+      this.pool.release(exchange.target, exchange.trial);
+      this.attemptFailed(req, exchange, err.code);
+    }
+    exchange.fail(err);
+    return true;
   }
 
   /**

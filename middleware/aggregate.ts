@@ -353,7 +353,10 @@ export function aggregate(options: AggregateOptions, optionPrefix = '', gatewayS
 /** A required call's failure, as the client's problem: 504 when it ran out of time, 502 otherwise, naming the call. */
 function callFailed(failure: CallFailure): GatewayError {
   const code = failure.timedOut ? 'ERR_AGGREGATE_TIMEOUT' : 'ERR_AGGREGATE_CALL_FAILED';
-  return new GatewayError(code, { detail: `The call "${failure.call}" ${failure.detail}.`, extensions: { call: failure.call } });
+  // Call failures read as predicates ("did not answer before the deadline"); an upstream error's detail is a sentence.
+  const sentence = /^[A-Z]/.test(failure.detail);
+  const detail = sentence ? `The call "${failure.call}" failed: ${failure.detail.replace(/\.$/, '')}.` : `The call "${failure.call}" ${failure.detail.replace(/\.$/, '')}.`;
+  return new GatewayError(code, { detail, extensions: { call: failure.call } });
 }
 
 /** Calls cut off by the deadline never report themselves (they were aborted): their span events are written here. */

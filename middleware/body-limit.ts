@@ -7,10 +7,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ByteSize } from '../lib/byte-size';
 import { parseByteSize } from '../lib/byte-size';
-import { getContext } from '../lib/context';
 import { ConfigError, GatewayError } from '../lib/errors';
 import type { ErrorMode, FeatureDescriptor, Middleware } from '../lib/pipeline';
 import { withGatewayErrors } from '../lib/pipeline';
+import { abortUpstream } from '../lib/upstream-client';
 import { respondOrNext, sendProblem } from '../lib/problem';
 import { consumedBody } from '../lib/request-body';
 import { byteSize, defineSchema, errorMode, parseOptions } from '../lib/schema';
@@ -94,7 +94,7 @@ function countAsItStreams(req: IncomingMessage, res: ServerResponse, max: number
     stop();
     const err = tooLarge(max);
     // Streaming to an upstream: the upstream client aborts that request and answers through its error path.
-    if (getContext(req, res).abortUpstream?.(err)) return;
+    if (abortUpstream(req, err)) return;
     // Another reader (the app's own handlers): stop feeding it, and answer here.
     req.unpipe();
     req.pause();

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { UpstreamPool } from '../lib/upstream-pool';
 import type { Duplex } from 'node:stream';
-import { getContext, onResponseClose, upstreamPlan } from '../lib/context';
+import { getContext, upstreamPlan } from '../lib/context';
 import { ConfigError, ConfigIssues, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
 import { dropSegments, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
@@ -241,17 +241,17 @@ export function gateway(options: GatewayOptions): Gateway {
     const context = getContext(req, res);
     context.route = route.name;
     current.inFlight++;
-    onResponseClose(context, res, current.requestEnded);
-    const fail = (err: unknown) => respondOrNext(current.errorMode, req, res, next, err);
+    // The table's own listener, shared by its requests: counting adds no allocation per request.
+    res.on('close', current.requestEnded);
     if (!target.ok) {
       // Refused before the route's policies, but still traced, counted and logged: probes must leave a trace.
-      return runPipeline(current.observe, req, res, () => fail(new GatewayError('ERR_BAD_PATH', { detail: target.reason })));
+      return runPipeline(current.observe, req, res, () => respondOrNext(current.errorMode, req, res, next, new GatewayError('ERR_BAD_PATH', { detail: target.reason })));
     }
     const mountPath = mountPathOf(req);
     if (mountPath !== '' && !mountChecked) warnAboutMountPath(mountPath);
     if (route.path.hasParams) context.params = paramsOf(target.match ?? target.path, route.path);
     upstreamPlan(context).url = forwardPath(route, target.path, mountPath) + target.search;
-    runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : fail(err)));
+    runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : respondOrNext(current.errorMode, req, res, next, err)));
   } as Gateway;
 
   /** Runs a `ws: true` route's policies on an upgrade, then proxies it; false when no route takes it. */
