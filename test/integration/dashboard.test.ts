@@ -15,7 +15,7 @@ import { BUCKETS, histogramSlot, quantile } from '../../lib/dashboard/recorder';
 import { listen } from '../helpers/app';
 import { expectProblem } from '../helpers/problem';
 import { signHmac } from '../helpers/tokens';
-import { startUpstream } from '../helpers/upstream';
+import { startSlowUpstream, startUpstream } from '../helpers/upstream';
 import { waitFor } from '../helpers/wait';
 import { BASIC, MigrationShop, OPERATOR, SECRET_EMAIL, startMigrationShop, TARGET_PASSWORD } from './dashboard-fixture';
 
@@ -443,6 +443,33 @@ describe('dashboard(): mounting', () => {
     }
     // A closed gateway stops feeding the recorder.
     expect(recorder.fed).toBe(false);
+  });
+
+  // Turns on by itself once gw.routes() reports each target's requests in flight (see docs/dashboard.md).
+  const probe = gateway({ routes: [{ path: '/probe', upstream: 'http://127.0.0.1:9' }] });
+  const reportsInFlight = 'inFlight' in (probe.routes()[0]?.targets[0] ?? {});
+  void probe.close();
+  (reportsInFlight ? it : it.skip)('shows the requests in flight to each target (needs inFlight in gw.routes())', async () => {
+    const slow = await startSlowUpstream('slow', 1000);
+    const gw = gateway({ routes: [{ name: 'api', path: '/api', upstream: slow.url }] });
+    const app = express();
+    app.use(gw);
+    app.use('/_frontdoor', dashboard({ gateway: gw, auth: OPERATOR }));
+    const running = await listen(app);
+    try {
+      const pending = [fetch(`${running.url}/api/1`), fetch(`${running.url}/api/2`)];
+      const inFlight = async () => ((await (await fetch(`${running.url}/_frontdoor/state.json`, { headers: { authorization: BASIC } })).json()) as DashboardState).upstreams[0].targets[0].inFlight;
+      const deadline = Date.now() + 3000;
+      let seen = await inFlight();
+      while (seen !== 2 && Date.now() < deadline) seen = await inFlight();
+      expect(seen).toBe(2);
+      await Promise.all(pending.map(async (answer) => (await answer).arrayBuffer()));
+      expect(await inFlight()).toBe(0);
+    } finally {
+      await running.close();
+      await gw.close();
+      await slow.close();
+    }
   });
 
   it('counts a request once when the standalone recorder is mounted twice', async () => {
