@@ -57,6 +57,8 @@ export interface FeatureParts {
   control?: unknown;
   /** Releases what the part holds (timers, sockets, store connections). */
   close?(): Promise<void> | void;
+  /** Forgets what it learned from traffic (counters, cached answers, failure counts): gw.reset(), between tests. */
+  reset?(): Promise<void> | void;
 }
 
 /** What build() gets besides its option's value. */

@@ -210,6 +210,19 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     return this.pick(req, tried) ?? (staleSocket && current.state === 'healthy' ? current : undefined);
   }
 
+  /** Puts every target back in rotation with no failures counted (gw.reset(), between tests); active checks go on. */
+  resetHealth(): void {
+    for (const target of this.targets) {
+      const wasOut = target.state === 'ejected';
+      target.state = 'healthy';
+      target.failures = 0;
+      target.ejections = 0;
+      target.ejectedUntil = 0;
+      target.trialInFlight = false;
+      if (wasOut) this.emit('recover', target);
+    }
+  }
+
   /** True once close() was called: observers such as the health gauge stop reporting the pool. */
   get isClosed(): boolean {
     return this.closed;

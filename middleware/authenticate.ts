@@ -86,7 +86,10 @@ export const authenticateSchema = defineSchema((z) =>
  * @example
  * app.use('/api/orders', authenticate({ jwt: { jwksUri: 'https://idp.example.com/jwks.json', issuer: 'https://idp.example.com/', audience: 'orders', algorithms: ['RS256'] } }), proxy({ target }));
  */
-export function authenticate(options: AuthenticateOptions, optionPrefix = ''): Middleware {
+/** The authentication middleware; `reset()` forgets the failed-authentication counts (its key caches stay). */
+export type AuthenticateMiddleware = Middleware & { reset(): void };
+
+export function authenticate(options: AuthenticateOptions, optionPrefix = ''): AuthenticateMiddleware {
   if (!options || typeof options !== 'object') throw new ConfigError(`authenticate() needs options. Example: authenticate({ jwt: { secret: process.env.JWT_SECRET, algorithms: ['HS256'] } }).`);
   const config = parseOptions(authenticateSchema(), options, optionPrefix);
   const name = (key: string) => optionPrefix + key;
@@ -116,7 +119,7 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
   const challenges = schemes.map((scheme) => scheme.challenge).join(', ');
   const budget = config.failureLimit === false ? undefined : failureBudget(config.failureLimit.limit, config.failureLimit.window);
 
-  return function authenticateMiddleware(req, res, next) {
+  const middleware = function authenticateMiddleware(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
     const context = getContext(req, res);
     // Whatever the outcome, the client's own copies of the identity headers never reach the upstream.
     stripIdentityHeaders(req.headers);
@@ -140,7 +143,10 @@ export function authenticate(options: AuthenticateOptions, optionPrefix = ''): M
         respondOrNext(onError, req, res, next, err);
       },
     );
-  };
+  } as AuthenticateMiddleware;
+  // Forgets the failed-authentication counts (gw.reset()); key caches stay.
+  middleware.reset = () => budget?.reset();
+  return middleware;
 
   function presentsCredential(req: IncomingMessage): boolean {
     if (credentialHeaders.some((header) => req.headers[header] !== undefined)) return true;
@@ -197,9 +203,10 @@ export const authFeature: FeatureDescriptor = {
       const shared = scope.shared.find<Middleware>(SCHEME, value);
       const defined = Object.keys((scope.gateway.authSchemes as object | undefined) ?? {});
       if (!shared) throw new ConfigError(`"${scope.optionPrefix}auth" names the scheme ${JSON.stringify(value)}, which is not in "authSchemes" (${defined.join(', ') || 'none defined'}).`);
-      return { handler: shared };
+      return { handler: shared, reset: () => (shared as AuthenticateMiddleware).reset() };
     }
-    return { handler: authenticate(withGatewayErrors(value as AuthenticateOptions, `${scope.optionPrefix}auth`), `${scope.optionPrefix}auth.`) };
+    const middleware = authenticate(withGatewayErrors(value as AuthenticateOptions, `${scope.optionPrefix}auth`), `${scope.optionPrefix}auth.`);
+    return { handler: middleware, reset: () => middleware.reset() };
   },
 };
 

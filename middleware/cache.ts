@@ -416,6 +416,6 @@ export const cacheFeature: FeatureDescriptor = {
     if (!stores) storesOf.set(scope.shared, (stores = new Set()));
     stores.add(store);
     // The store is the gateway's shared part, closed with it.
-    return { handler: cacheWithStore(config, store, async () => undefined) };
+    return { handler: cacheWithStore(config, store, async () => undefined), reset: async () => void (await store.purgePath('/', true)) };
   },
 };

@@ -154,6 +154,12 @@ export interface Gateway {
    */
   shadowReport(): ShadowReport[];
   shadowReport(route: string): ShadowReport | undefined;
+  /**
+   * Forgets what the current table learned from traffic: in-memory rate-limit counters, cached answers, failed-
+   * authentication counts, ejected targets. For test suites (one gateway, many independent tests); counters kept in
+   * Redis are not touched.
+   */
+  reset(): Promise<void>;
   /** The routes of the current table: path, methods, hosts, features in pipeline order, migration stage, targets and their health. */
   routes(): RouteInfo[];
   /** The runtime control a route's feature exposes, by route name and option (`'cutover'`, `'shadow'`), if any. */
@@ -331,6 +337,16 @@ export function gateway(options: GatewayOptions): Gateway {
 
   router.control = function controlOf<T>(name: string, option: string): T | undefined {
     return table.routes.find((route) => route.name === name && route.controls.has(option))?.controls.get(option) as T | undefined;
+  };
+
+  router.reset = async function resetGateway(): Promise<void> {
+    const parts = [...new Set(table.routes.flatMap((route) => route.parts))];
+    const pools = new Set(parts.flatMap((part) => part.pools ?? []));
+    for (const pool of pools) pool.resetHealth();
+    // Shared parts (a counter or a scheme several routes name) are reset once.
+    const resets = new Map<unknown, () => Promise<void> | void>();
+    for (const part of parts) if (part.reset) resets.set(part.handler ?? part, part.reset);
+    await Promise.all([...resets.values()].map((reset) => reset()));
   };
 
   router.routes = function routes(): RouteInfo[] {

@@ -61,6 +61,8 @@ export interface RateLimitOptions {
 export interface RateLimitMiddleware {
   (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
   close(): Promise<void>;
+  /** Forgets every counter of an in-memory store (between tests); counters in Redis are kept. */
+  reset(): Promise<void>;
 }
 
 /** A positive integer (a request count). */
@@ -158,6 +160,9 @@ function buildLimiter(config: RateLimitConfig, optionPrefix: string): RateLimitM
   middleware.close = async () => {
     await Promise.all([base, ...new Set(byMethod.values())].map((limiter) => limiter.close()));
   };
+  middleware.reset = async () => {
+    await Promise.all([base, ...new Set(byMethod.values())].map((limiter) => limiter.reset()));
+  };
   return middleware;
 }
 
@@ -245,6 +250,9 @@ function createLimiter(config: RateLimitConfig, optionPrefix: string): RateLimit
   middleware.close = async () => {
     await redis?.release();
   };
+  middleware.reset = async () => {
+    if (store instanceof MemoryStore) await store.resetAll();
+  };
   return middleware;
 }
 
@@ -288,6 +296,6 @@ export const rateLimitFeature: FeatureDescriptor = {
     // function, a Redis client and a logger compare by identity, lib/scope.ts).
     const limiter = scope.shared.get('counter', counter.name, counter, `route "${scope.routeName}"`, `"${option}"`, () => buildLimiter(counter, `${option}.`), (shared) => shared.close());
     // A limit by address alone runs before authentication, so failed credentials are throttled too.
-    return { handler: limiter, phase: limitsByAddressOnly(counter) ? 'admit' : undefined };
+    return { handler: limiter, phase: limitsByAddressOnly(counter) ? 'admit' : undefined, reset: () => limiter.reset() };
   },
 };

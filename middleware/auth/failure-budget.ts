@@ -21,6 +21,8 @@ export interface FailureBudget {
   exhausted(req: IncomingMessage): GatewayError | undefined;
   /** Counts `err` against the request's address when it is a rejected credential. */
   record(req: IncomingMessage, err: unknown): void;
+  /** Forgets every address's failures (gw.reset(), between tests). */
+  reset(): void;
 }
 
 export function failureBudget(limit: number, windowMs: number): FailureBudget {
@@ -43,6 +45,10 @@ export function failureBudget(limit: number, windowMs: number): FailureBudget {
         detail: 'Too many failed authentication attempts from your address. Retry after the time in the Retry-After header.',
         headers: { 'Retry-After': String(retryAfter) },
       });
+    },
+    reset() {
+      failures = new Map();
+      windowStart = Date.now();
     },
     record(req, err) {
       if (!(err instanceof GatewayError) || !GUESSES.has(err.code)) return;

@@ -41,3 +41,42 @@ describe('gw.routes()', () => {
     }
   });
 });
+
+describe('gw.reset()', () => {
+  it('forgets counters, cached answers, failed-authentication counts and ejected targets, for test suites', async () => {
+    const service = await startUpstream({ name: 'service' });
+    const down = `http://127.0.0.1:${await closedPort()}`;
+    const key = 'k'.repeat(32);
+    const gw = gateway({
+      routes: [
+        { name: 'limited', path: '/limited', upstream: service.url, rateLimit: { limit: 2, window: '1h' } },
+        { name: 'cached', path: '/cached', upstream: service.url, cache: { ttl: '1h' } },
+        { name: 'keyed', path: '/keyed', upstream: service.url, auth: { apiKey: { keys: { [key]: { id: 'ops' } } }, failureLimit: { limit: 2, window: '1h' } } },
+        { name: 'pool', path: '/pool', upstream: { targets: [service.url, down], retries: 1, health: { passive: { failures: 1, cooldown: '1h' } } } },
+      ],
+    });
+    const app = express();
+    app.use(gw);
+    const running = await listen(app);
+    const status = async (path: string, headers: Record<string, string> = {}) => (await rawRequest(running.port, { path, headers })).status;
+    try {
+      expect([await status('/limited/1'), await status('/limited/2'), await status('/limited/3')]).toEqual([200, 200, 429]);
+      await rawRequest(running.port, { path: '/cached/1' });
+      expect((await rawRequest(running.port, { path: '/cached/1' })).headers['x-cache']).toBe('HIT');
+      expect([await status('/keyed', { 'x-api-key': 'wrong'.repeat(8) }), await status('/keyed', { 'x-api-key': 'wrong'.repeat(8) }), await status('/keyed', { 'x-api-key': key })]).toEqual([401, 401, 429]);
+      for (let i = 0; i < 2; i++) await rawRequest(running.port, { path: `/pool/${i}` });
+      expect(gw.routes().find((route) => route.name === 'pool')?.targets.find((target) => target.url === down)?.state).toBe('ejected');
+
+      await gw.reset();
+
+      expect(await status('/limited/4')).toBe(200);
+      expect((await rawRequest(running.port, { path: '/cached/1' })).headers['x-cache']).toBe('MISS');
+      expect(await status('/keyed', { 'x-api-key': key })).toBe(200);
+      expect(gw.routes().find((route) => route.name === 'pool')?.targets.every((target) => target.state === 'healthy')).toBe(true);
+    } finally {
+      await running.close();
+      await gw.close();
+      await service.close();
+    }
+  });
+});
