@@ -128,7 +128,9 @@ export function isRedisClient(value: unknown): value is RedisClientLike {
 function clientHandle(client: RedisClientLike): RedisHandle {
   if ('call' in client && typeof client.call === 'function') {
     const send: SendCommand = (command, ...args) => client.call(command, ...args);
-    return { send: (client as { isCluster?: boolean }).isCluster === true ? clusterSend(send) : send, release: async () => undefined };
+    if ((client as { isCluster?: boolean }).isCluster !== true) return { send, release: async () => undefined };
+    const cluster = client as unknown as Cluster;
+    return { send: clusterSend(send, () => cluster.nodes('master')), release: async () => undefined };
   }
   const nodeRedis = client as { sendCommand: (args: string[]) => Promise<unknown> };
   return { send: (command, ...args) => nodeRedis.sendCommand([command, ...args.map(String)]), release: async () => undefined };
@@ -157,11 +159,12 @@ function connect(redis: string | RedisClusterOption | RedisSentinelOption): Shar
       {
         enableOfflineQueue: false,
         clusterRetryStrategy: retryStrategy,
-        // A failover: retry a command for a moment while the cluster promotes a replica, then fail it (outage policy).
-        retryDelayOnFailover: 100,
-        retryDelayOnClusterDown: 100,
-        retryDelayOnTryAgain: 100,
-        // Notice a promoted replica even when no command was redirected yet.
+        // No delayed retry while a master is down or the cluster is failing over: a retry that runs after the caller
+        // gave up (its store timeout) would still count a request the outage policy already answered. The command
+        // fails at once; the caller applies its outage policy; the slot map is refreshed (below, and every second).
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        retryDelayOnTryAgain: 0,
         slotsRefreshInterval: 1000,
         slotsRefreshTimeout: 1000,
         redisOptions: {
@@ -174,7 +177,11 @@ function connect(redis: string | RedisClusterOption | RedisSentinelOption): Shar
       },
     );
     client = cluster;
-    send = clusterSend((command, ...args) => cluster.call(command, ...args));
+    send = clusterSend(
+      (command, ...args) => cluster.call(command, ...args),
+      () => cluster.nodes('master'),
+      () => cluster.refreshSlotsCache(),
+    );
   } else {
     client = new IORedis({
       ...common,
@@ -205,36 +212,51 @@ function connect(redis: string | RedisClusterOption | RedisSentinelOption): Shar
 
 /**
  * Commands made cluster-safe, for the stores that were written against one server:
- * - `SCRIPT LOAD` would load on one random node: the SHA-1 is computed here instead, and an `EVALSHA` that finds
- *   no script on its node (a new master after a failover too) is sent again as `EVAL` with the remembered script;
+ * - `SCRIPT LOAD` would load on one random node: it loads on every master (failing while one is unreachable, so
+ *   the store knows Redis is not all there), and an `EVALSHA` that finds no script on its node (a replica promoted
+ *   since) is sent again as `EVAL` with the remembered script;
  * - `SCAN … MATCH 'prefix:{tag}:…'` would scan one random node: it runs inside a script keyed by `{tag}`, so it
  *   scans the node owning that hash tag's slot, where every key it can match lives.
+ * A failure that says a node is gone asks for a new slot map at once (`refresh`), so a promoted replica takes
+ * over as soon as the cluster has promoted it.
  */
-function clusterSend(send: SendCommand): SendCommand {
+function clusterSend(send: SendCommand, masters: () => Array<{ call: SendCommand }>, refresh?: () => void): SendCommand {
   const scripts = new Map<string, string>();
+  const run = async (command: string, ...args: Array<string | number | Buffer>) => {
+    try {
+      return await send(command, ...args);
+    } catch (err) {
+      if (refresh && /Connection is closed|CLUSTERDOWN|ECONNREFUSED|MOVED/.test((err as Error)?.message ?? '')) refresh();
+      throw err;
+    }
+  };
   return async (command, ...args) => {
     const name = command.toUpperCase();
     if (name === 'SCRIPT' && String(args[0]).toUpperCase() === 'LOAD') {
       const script = String(args[1]);
       const sha = createHash('sha1').update(script).digest('hex');
       scripts.set(sha, script);
+      // While a master is down the cluster reports it: a store reloading its scripts after a failure learns that
+      // Redis is not all back yet, rather than that it is (and then failing the next command on the dead slot).
+      if (!/cluster_state:ok/.test(String(await run('CLUSTER', 'INFO')))) throw new Error('CLUSTERDOWN the cluster is not in the ok state');
+      await Promise.all(masters().map((node) => node.call('SCRIPT', 'LOAD', script)));
       return sha;
     }
     if (name === 'EVALSHA') {
       try {
-        return await send(command, ...args);
+        return await run(command, ...args);
       } catch (err) {
         const script = scripts.get(String(args[0]));
         if (!script || !/^NOSCRIPT/.test((err as Error)?.message ?? '')) throw err;
-        return send('EVAL', script, ...args.slice(1));
+        return run('EVAL', script, ...args.slice(1));
       }
     }
     if (name === 'SCAN') {
       const match = args.findIndex((arg) => String(arg).toUpperCase() === 'MATCH');
       const tag = match >= 0 ? /\{([^}]+)\}/.exec(String(args[match + 1]))?.[1] : undefined;
-      if (tag) return send('EVAL', "return redis.call('SCAN', unpack(ARGV))", 1, `{${tag}}`, ...args);
+      if (tag) return run('EVAL', "return redis.call('SCAN', unpack(ARGV))", 1, `{${tag}}`, ...args);
     }
-    return send(command, ...args);
+    return run(command, ...args);
   };
 }
 
