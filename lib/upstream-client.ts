@@ -4,14 +4,15 @@
  * proxy() forwards through it; aggregation, shadowing and fallback are to use the same client rather than
  * copies of this logic.
  *
- * The forwarding itself is http-proxy-middleware's proxy server, obtained through its plugin API; the
- * client drives each attempt (target, body, timeouts) so a failed attempt can go to another target.
+ * The forwarding itself is http-proxy-middleware's proxy server, obtained through its plugin API (loaded by
+ * ./proxy-engine, so that it never calls a deprecated Node API); the client drives each attempt (target,
+ * body, timeouts) so a failed attempt can go to another target.
  */
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { PassThrough, Readable } from 'node:stream';
-import { createProxyMiddleware } from 'http-proxy-middleware';
-import type { Plugin } from 'http-proxy-middleware';
+import { createProxyMiddleware } from './proxy-engine';
+import type { Plugin } from './proxy-engine';
 import type { Span } from '@opentelemetry/api';
 import { getContext } from './context';
 import { GatewayError } from './errors';
