@@ -28,7 +28,7 @@ import { buildView } from '../lib/dashboard/view';
 import type { DashboardView } from '../lib/dashboard/view';
 
 export { DashboardRecorder, defaultDashboardRecorder } from '../lib/dashboard/recorder';
-export type { RecorderOptions as DashboardRecorderStoreOptions } from '../lib/dashboard/recorder';
+export type { RecorderOptions as DashboardRecorderSettings } from '../lib/dashboard/recorder';
 export { dashboardFeature, dashboardRecorder } from '../lib/dashboard/observe';
 export type { DashboardRecorderMiddleware, DashboardRecorderOptions } from '../lib/dashboard/observe';
 export type { DashboardAuth } from '../lib/dashboard/auth';

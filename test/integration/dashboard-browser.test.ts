@@ -108,7 +108,7 @@ if (!available) {
     });
     await expect(page.locator('[data-status]').textContent()).resolves.toBe('live');
     // 48 orders now: the split shown covers both rounds of traffic.
-    await poll(async () => /served \d+ \/ \d+/.test((await page.locator('tr[data-route="orders"] .split').textContent()) ?? ''));
+    await poll(async () => /^service \d+ · monolith \d+$/.test((await page.locator('tr[data-route="orders"] .split').textContent()) ?? ''));
     const split = (await page.locator('tr[data-route="orders"] .split').textContent()) ?? '';
     const [service, monolith] = (split.match(/\d+/g) ?? []).map(Number);
     expect(service + monolith).toBeGreaterThanOrEqual(48);
