@@ -138,6 +138,7 @@ export function dashboard(options: DashboardOptions): Middleware {
     // Behind auth: cached by the browser only, and checked again each time (a 304 when unchanged).
     res.setHeader('Cache-Control', 'private, no-cache');
     if (req.headers['if-none-match'] === asset.etag) {
+      securityHeaders(res);
       res.statusCode = 304;
       return void res.end();
     }
@@ -176,6 +177,7 @@ export function dashboard(options: DashboardOptions): Middleware {
     consoleLogger.info(`frontdoor dashboard: cutover of route "${route}" set from ${before ?? '?'} % to ${percent} % by ${identity ?? 'an unnamed user'}.`);
     if (wantsJson(req)) return send(req, res, 200, 'application/json; charset=utf-8', JSON.stringify({ route, from: before ?? null, to: percent }));
     // Post/redirect/get: a reload of the page does not post the change again.
+    securityHeaders(res);
     res.statusCode = 303;
     res.setHeader('Location', `${base}/`);
     res.setHeader('Cache-Control', 'no-store');
@@ -183,7 +185,6 @@ export function dashboard(options: DashboardOptions): Middleware {
   }
 
   return function dashboardMiddleware(req: IncomingMessage, res: ServerResponse, next?: Next) {
-    securityHeaders(res);
     guard.check(req, res, (err?: unknown) => {
       if (err !== undefined && err !== null) return sendProblem(req, res, err);
       try {
@@ -203,6 +204,7 @@ function securityHeaders(res: ServerResponse): void {
 }
 
 function send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string | Buffer, noStore = true): void {
+  securityHeaders(res);
   res.statusCode = status;
   res.setHeader('Content-Type', type);
   res.setHeader('Content-Length', Buffer.byteLength(body));
@@ -259,9 +261,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
       if (length > limit) return fail(new GatewayError('ERR_BODY_TOO_LARGE', { detail: `A change request is at most ${limit} bytes.` }));
       chunks.push(chunk);
     };
+    const incomplete = () => fail(new GatewayError('ERR_BAD_REQUEST_BODY', { detail: 'The request body was not received completely.' }));
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', () => fail(new GatewayError('ERR_BAD_REQUEST_BODY', { detail: 'The request body was not received completely.' })));
+    req.once('error', incomplete);
+    // A client that goes away mid-body: nothing more will come, and the request must not wait for ever.
+    req.once('close', () => {
+      if (!req.complete) incomplete();
+    });
   });
 }
 

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import connect from 'connect';
 import express from 'express';
 import { ConfigError, gateway } from '../../index';
 import { GATEWAY_FEATURES } from '../../middleware/features';
@@ -12,7 +13,7 @@ import { dashboard, dashboardRecorder, DashboardRecorder } from '../../middlewar
 import type { DashboardState } from '../../middleware/dashboard';
 import type { DashboardView } from '../../lib/dashboard/view';
 import { BUCKETS, histogramSlot, quantile } from '../../lib/dashboard/recorder';
-import { listen } from '../helpers/app';
+import { expressVersions, listen } from '../helpers/app';
 import { expectProblem } from '../helpers/problem';
 import { signHmac } from '../helpers/tokens';
 import { startSlowUpstream, startUpstream } from '../helpers/upstream';
@@ -416,6 +417,45 @@ describe('dashboard(): mounting', () => {
       await running.close();
       await gw.close();
       await upstream.close();
+    }
+  });
+
+  it.each(expressVersions)('mounts under a path on %s, its links starting there', async (_label, makeExpress) => {
+    const gw = gateway({ routes: [{ name: 'api', path: '/api', upstream: 'http://127.0.0.1:9' }] });
+    const app = makeExpress();
+    app.use('/ops/dash', dashboard({ gateway: gw, auth: OPERATOR }));
+    app.use((_req, res) => void res.status(404).send('app 404'));
+    const running = await listen(app);
+    try {
+      for (const path of ['/ops/dash', '/ops/dash/']) {
+        const html = await (await fetch(`${running.url}${path}`, { headers: { authorization: BASIC } })).text();
+        expect(html).toContain('src="/ops/dash/dashboard.js?v=');
+        expect(html).toContain('data-base="/ops/dash"');
+      }
+      const other = await fetch(`${running.url}/ops/dash/other`, { headers: { authorization: BASIC } });
+      expect(other.status).toBe(404);
+      // What falls through to the app carries none of the page's headers.
+      expect(other.headers.get('content-security-policy')).toBeNull();
+      expect(await other.text()).toBe('app 404');
+    } finally {
+      await running.close();
+      await gw.close();
+    }
+  });
+
+  it('mounts under a path on connect', async () => {
+    const gw = gateway({ routes: [{ name: 'api', path: '/api', upstream: 'http://127.0.0.1:9' }] });
+    const app = connect();
+    app.use('/ops', dashboard({ gateway: gw, auth: OPERATOR }) as connect.NextHandleFunction);
+    const running = await listen(app as unknown as http.RequestListener);
+    try {
+      const html = await (await fetch(`${running.url}/ops`, { headers: { authorization: BASIC } })).text();
+      expect(html).toContain('src="/ops/dashboard.js?v=');
+      const state = await fetch(`${running.url}/ops/state.json`, { headers: { authorization: BASIC } });
+      expect(((await state.json()) as DashboardState).routes.map((route) => route.name)).toEqual(['api']);
+    } finally {
+      await running.close();
+      await gw.close();
     }
   });
 
