@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import connect from 'connect';
 import express from 'express';
-import { ConfigError, gateway } from '../../index';
+import { ConfigError, gateway, GatewayError } from '../../index';
 import { GATEWAY_FEATURES } from '../../middleware/features';
 import { dashboard, dashboardRecorder, DashboardRecorder } from '../../middleware/dashboard';
 import type { DashboardState } from '../../middleware/dashboard';
@@ -130,17 +130,16 @@ describe('dashboard(): who may open it', () => {
     const gw = gateway({ routes: [{ path: '/api', upstream: 'http://127.0.0.1:9' }] });
     const app = express();
     app.use('/jwt', dashboard({ gateway: gw, auth: { jwt: { secret, algorithms: ['HS256'] } } }));
-    app.use('/own', dashboard({ gateway: gw, auth: (req, res, next) => (req.headers['x-staff'] === 'yes' ? next() : next(Object.assign(new Error('no'), {}))) }));
+    app.use('/own', dashboard({ gateway: gw, auth: (req, res, next) => (req.headers['x-staff'] === 'yes' ? next() : next(new GatewayError('ERR_FORBIDDEN', { detail: 'Staff only.' }))) }));
     const running = await listen(app);
     try {
       expectProblem(await problemOf(await fetch(`${running.url}/jwt/state.json`)), 401, 'ERR_AUTH_MISSING');
       const token = await signHmac({ sub: 'ops-1' }, secret);
       expect((await fetch(`${running.url}/jwt/state.json`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
       expect((await fetch(`${running.url}/own/state.json`, { headers: { 'x-staff': 'yes' } })).status).toBe(200);
-      // Your middleware's error is answered as a problem, without its message.
-      const refused = await problemOf(await fetch(`${running.url}/own/state.json`));
-      expect(refused.status).toBe(500);
-      expect(refused.body).not.toContain('"no"');
+      // Your middleware's refusal is answered as problem+json.
+      const refused = expectProblem(await problemOf(await fetch(`${running.url}/own/state.json`)), 403, 'ERR_FORBIDDEN');
+      expect(refused.detail).toBe('Staff only.');
     } finally {
       await running.close();
       await gw.close();
