@@ -215,6 +215,19 @@ const variants = [
     },
   },
   {
+    name: 'frontdoor-serve',
+    description: "frontdoor serve's listener: the same gateway() route straight on node:http (no Express), unmatched requests a 404 problem",
+    build(upstream) {
+      const { gateway } = frontdoor();
+      const { gatewayListener, ServeState } = require(path.join(dist, 'lib', 'serve', 'listener.js'));
+      const gw = gateway({ routes: [{ path: '/api/orders', upstream }] });
+      const listener = gatewayListener(gw, new ServeState());
+      // gateway.js calls app.listen(port, host, callback) and tunes the server it returns.
+      const app = { listen: (...args) => http.createServer(listener).listen(...args) };
+      return { app, close: () => gw.close(), check: { path: '/nowhere', status: 404 } };
+    },
+  },
+  {
     name: 'frontdoor-ratelimit-memory',
     description: 'the gateway route with rateLimit (memory store, a limit never reached)',
     build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream, rateLimit: { limit: 1e9, window: '1m' } }] }),
