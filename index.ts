@@ -65,3 +65,5 @@ export { fallback } from './middleware/fallback';
 export type { FallbackOptions, FallbackTrigger } from './middleware/fallback';
 export { cutover } from './middleware/cutover';
 export type { CutoverOptions, CutoverControl, CutoverMiddleware } from './middleware/cutover';
+export { dashboard, dashboardRecorder, DashboardRecorder, defaultDashboardRecorder } from './middleware/dashboard';
+export type { DashboardOptions, DashboardAuth, DashboardRecorderOptions, DashboardRecorderSettings, DashboardRecorderMiddleware, DashboardGateway, DashboardState, DashboardView } from './middleware/dashboard';

@@ -210,6 +210,20 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     return this.pick(req, tried) ?? (staleSocket && current.state === 'healthy' ? current : undefined);
   }
 
+  /**
+   * Requests in flight to a target: the agent's sockets in use for it, plus requests queued for one (free
+   * keep-alive sockets are not counted). Node's agent names them `host:port:…`.
+   */
+  inFlight(target: UpstreamTarget): number {
+    const { hostname, port, protocol } = target.url;
+    const prefix = `${hostname.replace(/^\[|\]$/g, '')}:${port || (protocol === 'https:' ? '443' : '80')}:`;
+    let count = 0;
+    for (const lists of [this.agent.sockets, this.agent.requests]) {
+      for (const [name, list] of Object.entries(lists)) if (name.startsWith(prefix)) count += list?.length ?? 0;
+    }
+    return count;
+  }
+
   /** Puts every target back in rotation with no failures counted (gw.reset(), between tests); active checks go on. */
   resetHealth(): void {
     for (const target of this.targets) {

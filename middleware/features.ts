@@ -19,6 +19,8 @@ import type { CacheOptions } from './cache';
 import type { TransformBodyOptions } from './transform-body';
 import type { XmlBridgeOptions } from './xml-bridge';
 import { accessLogFeature } from './access-log';
+import { dashboardFeature } from './dashboard';
+import type { DashboardRecorderOptions } from './dashboard';
 import { aggregateFeature } from './aggregate';
 import { bodyLimitFeature } from './body-limit';
 import { cacheFeature } from './cache';
@@ -71,7 +73,7 @@ export const ROUTE_FEATURES: readonly FeatureDescriptor[] = [
 ];
 
 /** Gateway options that wrap every route (observe): trace → metrics → access log. */
-export const GATEWAY_FEATURES: readonly GatewayFeatureDescriptor[] = [traceFeature, metricsFeature, accessLogFeature];
+export const GATEWAY_FEATURES: readonly GatewayFeatureDescriptor[] = [traceFeature, metricsFeature, dashboardFeature, accessLogFeature];
 
 /** Route options that belong to features (the router's own are in RouteOptions). */
 export interface RouteFeatureOptions {
@@ -141,6 +143,8 @@ export interface GatewayFeatureOptions {
   metrics?: MetricsOptions | boolean;
   /** Write an access log line per routed request: accessLog() options or `true`. */
   accessLog?: AccessLogOptions | boolean;
+  /** Record every routed request for dashboard(): `true` (the process-wide recorder it reads) or `{ recorder }`. */
+  dashboard?: DashboardRecorderOptions | boolean;
   /** The largest request body of every route without its own `bodyLimit` (413 past it), see bodyLimit(). */
   bodyLimit?: BodyLimitOptions;
 }

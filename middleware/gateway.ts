@@ -190,7 +190,19 @@ export interface RouteInfo {
   /** The share sent to the upstream, for a route with `cutover`. */
   cutover?: number;
   /** The targets of the route's upstream pools, with their health right now. */
-  targets: Array<{ url: string; healthy: boolean; state: 'healthy' | 'ejected'; activeDown: boolean; failures: number }>;
+  targets: Array<{
+    url: string;
+    healthy: boolean;
+    state: 'healthy' | 'ejected';
+    activeDown: boolean;
+    failures: number;
+    /** Ejected, with its one trial request under way. */
+    trial: boolean;
+    /** Ejected: ms until it may get its trial request (0 when due). */
+    retryInMs?: number;
+    /** Requests on their way to or from the target: the pool's sockets in use for it, plus requests waiting for one. */
+    inFlight: number;
+  }>;
 }
 
 export interface ReloadOptions {
@@ -353,11 +365,21 @@ export function gateway(options: GatewayOptions): Gateway {
     return table.routes.map((route) => {
       const cutover = route.controls.get('cutover') as CutoverControl | undefined;
       const pools = [...new Set(route.parts.flatMap((part) => part.pools ?? []))];
+      const now = Date.now();
       return {
         ...route.info,
         ...(cutover ? { cutover: cutover.percent } : {}),
         targets: pools.flatMap((pool) =>
-          pool.targets.map((target) => ({ url: target.href, healthy: target.state === 'healthy' && !target.activeDown, state: target.state, activeDown: target.activeDown, failures: target.failures })),
+          pool.targets.map((target) => ({
+            url: target.href,
+            healthy: target.state === 'healthy' && !target.activeDown,
+            state: target.state,
+            activeDown: target.activeDown,
+            failures: target.failures,
+            trial: target.state === 'ejected' && target.trialInFlight,
+            ...(target.state === 'ejected' ? { retryInMs: Math.max(0, target.ejectedUntil - now) } : {}),
+            inFlight: pool.inFlight(target),
+          })),
         ),
       };
     });
