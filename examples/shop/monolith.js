@@ -17,7 +17,7 @@
 'use strict';
 
 const express = require('express');
-const { gateway, metricsHandler, problemHandler, shadowReportHandler } = require('frontdoor-gateway');
+const { dashboard, gateway, metricsHandler, problemHandler, shadowReportHandler } = require('frontdoor-gateway');
 const { createDatabase } = require('./database');
 const { legacyOrders } = require('./legacy-orders');
 const { STEP_NAMES, cutoverPercent, hasLegacyOrders, ordersRoutes } = require('./steps');
@@ -48,6 +48,7 @@ function endpoints(step) {
     ['POST', '/api/orders', `${orders} (JWT with scope orders:write, 5 a minute per consumer)`],
     ['GET', '/api/order-summary/:id', 'the gateway: the order from the orders service, its customer and product names from the monolith'],
     ['GET', '/admin/shadow', 'the shadow report (JSON)'],
+    ['GET', '/_frontdoor', 'the migration dashboard (user ops; its password is printed at start)'],
     ['GET', '/metrics', 'the gateway\'s Prometheus metrics'],
   ];
 }
@@ -99,11 +100,13 @@ function orderSummaryRoute() {
  *   its users and catalog go there. Without it, `/api/order-summary/:id` is not served.
  * @param {boolean | object} [options.accessLog] The gateway's `accessLog` option: `true` (default) writes pino
  *   JSON lines to stdout; `{ logger }` writes them to your own pino logger.
+ * @param {string} [options.dashboardPassword] The password of the migration dashboard at /_frontdoor (user `ops`).
+ *   Without it the dashboard is not mounted.
  * @param {(line: string) => void} [options.report] Where the ejection and recovery lines go (default console.log).
  * @returns {import('express').Express} The app. Its gateway is `app.locals.gateway`: close it on
  *   shutdown (`await app.locals.gateway.close()` frees pooled sockets and timers).
  */
-function createMonolith({ ordersTargets, jwtSecret, step = 'done', db = createDatabase(), selfUrl, accessLog = true, report = console.log }) {
+function createMonolith({ ordersTargets, jwtSecret, step = 'done', db = createDatabase(), selfUrl, accessLog = true, dashboardPassword, report = console.log }) {
   if (!Array.isArray(ordersTargets) || ordersTargets.length === 0) {
     throw new TypeError("createMonolith: \"ordersTargets\" must list the orders service URLs, e.g. ['http://127.0.0.1:4001']");
   }
@@ -128,6 +131,7 @@ function createMonolith({ ordersTargets, jwtSecret, step = 'done', db = createDa
   const gw = gateway({
     metrics: true,     // request counts, latencies and upstream health, served by /metrics below
     accessLog,         // one JSON line per proxied request (method, route, status, consumer, upstream)
+    dashboard: true,   // 15 minutes of each route's traffic, for the migration dashboard at /_frontdoor
     upstreams: {
       // Declared once, shared by the routes: one health state, one pool of keep-alive connections.
       orders: {
@@ -147,6 +151,12 @@ function createMonolith({ ordersTargets, jwtSecret, step = 'done', db = createDa
   app.use(gw);
   app.locals.gateway = gw;
   app.locals.step = step;
+
+  // The migration dashboard (docs/dashboard.md): every route's stage, rates, errors, shadow differences and target
+  // health, live; its cutover form moves traffic at once. An operator's page: keep it off the public port in production.
+  if (dashboardPassword) {
+    app.use('/_frontdoor', dashboard({ gateway: gw, auth: { username: 'ops', password: dashboardPassword }, allowChanges: true, title: 'Shop' }));
+  }
 
   // An operator wants to know when an instance drops out of rotation and when it is back.
   gw.events.on('upstream.ejected', ({ target, cooldownMs, routes }) => {

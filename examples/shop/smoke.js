@@ -90,6 +90,7 @@ async function runSmoke() {
     shop = await startShop({
       port: 0, portA: 0, portB: 0,
       jwtSecret: secret,
+      dashboardPassword: 'smoke-dashboard-password',
       accessLog: { logger: pino({}, { write: (line) => accessLog.push(line) }) },
       report: (line) => reports.push(line),
     });
@@ -183,6 +184,16 @@ async function runSmoke() {
     expect(count && Number(count[1]) >= 6, `no request count for orders-write 2xx (>= 6): ${count ? count[0] : 'missing'}`);
     expect(/^frontdoor_rate_limit_rejections_total\{[^}]*http_route="orders-write"[^}]*\} 1$/m.test(text), 'no rate-limit rejection counted for orders-write');
     expect(healthy(text, a) === '1' && healthy(text, b) === '1', `frontdoor_upstream_healthy: a ${healthy(text, a)}, b ${healthy(text, b)}`);
+  });
+
+  await check('the migration dashboard at /_frontdoor shows every route with its stage, and asks for credentials', async () => {
+    const anonymous = await request('GET', `${base}/_frontdoor/state.json`);
+    expect(anonymous.status === 401, `GET /_frontdoor/state.json without credentials: expected 401, got ${anonymous.status}`);
+    const basic = `Basic ${Buffer.from('ops:smoke-dashboard-password').toString('base64')}`;
+    const res = await request('GET', `${base}/_frontdoor/state.json`, { headers: { authorization: basic } });
+    expect(res.status === 200 && res.json, `GET /_frontdoor/state.json: expected 200 JSON, got ${res.status}`);
+    const stages = Object.fromEntries((res.json.routes ?? []).map((route) => [route.name, route.stage]));
+    expect(stages['orders-read'] === 'service' && stages['orders-write'] === 'service', `dashboard stages: ${JSON.stringify(stages)}`);
   });
 
   await check('GET /api/order-summary/1001 aggregates the order (service), its customer and product names (monolith)', async () => {

@@ -13,10 +13,11 @@
  *                                               of every step before done, one after the other
  *
  * Environment: PORT (monolith, default 3000), ORDERS_PORT_A (4001), ORDERS_PORT_B (4002),
- * JWT_SECRET (default: 32 random bytes, new on every start).
+ * JWT_SECRET (default: 32 random bytes, new on every start), DASHBOARD_PASSWORD (default: random, new on every start).
  */
 'use strict';
 
+const { randomBytes } = require('node:crypto');
 const readline = require('node:readline');
 const { startShop } = require('./shop');
 const { STEPS, STEP_NAMES, cutoverPercent } = require('./steps');
@@ -94,6 +95,7 @@ async function runInteractive(step) {
     portA: portFromEnv('ORDERS_PORT_A', 4001),
     portB: portFromEnv('ORDERS_PORT_B', 4002),
     jwtSecret: jwtSecret(),
+    dashboardPassword: process.env.DASHBOARD_PASSWORD || randomBytes(12).toString('base64url'),
     accessLog: true, // pino JSON lines on stdout, between the lines this script prints
     report: (line) => console.log(`>> ${line}`),
   };
@@ -132,6 +134,7 @@ frontdoor shop example: a monolith handing /api/orders to an extracted service, 
   demo tokens, valid 1 hour    alice: scope orders:write; bob: scope orders:read
   access log                   one JSON line per proxied request, on this terminal
   shadow report                ${base}/admin/shadow
+  migration dashboard          ${base}/_frontdoor   (user ops, password ${settings.dashboardPassword})
 
 ${stepGuide(step, base)}
 

@@ -30,7 +30,7 @@ describe('examples/shop', () => {
     expect(lines.filter((line) => line.startsWith('FAIL'))).toEqual([]);
     const passed = lines.filter((line) => line.startsWith('PASS'));
     // Each thing the README promises has its own check; none may quietly disappear from the smoke run.
-    for (const topic of [/load-balanced/, /monolith/, /\b401\b/, /\b403\b/, /201.*byte for byte/, /\b429\b.*carol/, /access log/, /\/metrics/,
+    for (const topic of [/migration dashboard/, /load-balanced/, /monolith/, /\b401\b/, /\b403\b/, /201.*byte for byte/, /\b429\b.*carol/, /access log/, /\/metrics/,
       /refused connection is retried/, /ejection line/, /recovery line/, /order-summary\/1001 aggregates/, /summary .*partial/,
       /unknown order is 502/, /legacy handler is deleted/]) {
       expect({ topic: String(topic), found: passed.some((line) => topic.test(line)) }).toEqual({ topic: String(topic), found: true });
