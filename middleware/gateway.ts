@@ -588,7 +588,8 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   const needsUpstream = wrappers.find((feature) => feature.wraps?.needsUpstream);
   if (needsUpstream && values.upstream === undefined) throw new ConfigError(`"${prefix}${needsUpstream.option}" needs "${prefix}upstream": it decides between the upstream and the app's own handler.`);
   // A wrapper without a final handler (shadow alone) wraps the app's own handler: the monolith keeps answering.
-  if (finals.length === 0 && wrappers.length > 0) finals.push(APP_FINAL);
+  const implicitApp = finals.length === 0 && wrappers.length > 0;
+  if (implicitApp) finals.push(APP_FINAL);
   if (finals.length === 0) throw new ConfigError(`Missing "${prefix}upstream". Example: upstream: 'http://127.0.0.1:4001' (or app: true to hand the request back to the app after the route's policies).`);
   if (finals.length > 1) throw new ConfigError(`"${prefix.slice(0, -1)}" has more than one final handler (${finals.map((feature) => `"${feature.option}"`).join(', ')}); choose one.`);
   for (const feature of ROUTE_FEATURES) {
@@ -625,9 +626,9 @@ function compileRoute(route: RouteOptions, prefix: string, caseSensitive: boolea
   };
   routes.push(compiled); // its parts are closed with the gateway's, also when a later feature fails to build
   const scope = { optionPrefix: prefix, routeName: compiled.name, methods: methods ? [...methods].sort() : undefined, hosts: route.host === undefined ? undefined : [route.host].flat(), route: values, gateway: gatewayOptions, shared };
-  const toBuild = finals.includes(APP_FINAL) ? [...features.filter((feature) => !feature.wraps), APP_FINAL, ...wrappers] : features;
+  const toBuild = implicitApp ? [...features.filter((feature) => !feature.wraps), APP_FINAL, ...wrappers] : features;
   const built = toBuild.flatMap((feature) => {
-    const parts = issues.collect(() => feature.build(feature === APP_FINAL ? true : valueOf(feature), scope));
+    const parts = issues.collect(() => feature.build(implicitApp && feature === APP_FINAL ? true : valueOf(feature), scope));
     if (!parts) return [];
     compiled.parts.push(parts);
     if (parts.control !== undefined) compiled.controls.set(feature.option, parts.control);

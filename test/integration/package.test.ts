@@ -119,7 +119,8 @@ describe('the packed tarball', () => {
       ].join('\n'),
     ]);
     expect(result.atImport).toEqual([]);
-    expect(result.afterAccessLog).toEqual(['pino']);
+    // zod checks every middleware's options, so it loads with the first one built.
+    expect(result.afterAccessLog).toEqual(['pino', 'zod']);
   });
 
   it('the installed package proxies a real request (CommonJS consumer)', async () => {
