@@ -36,7 +36,7 @@ export type { JwtAlgorithm } from './lib/jwt-keys';
 export { rateLimit } from './middleware/rate-limit';
 export type { RateLimitOptions, RateLimitMiddleware } from './middleware/rate-limit';
 export type { Logger } from './lib/log';
-export type { RedisClientLike } from './lib/redis';
+export type { RedisClientLike, RedisOption, RedisClusterOption, RedisSentinelOption } from './lib/redis';
 export { trace } from './middleware/trace';
 export type { TraceOptions } from './middleware/trace';
 export { setupTelemetry } from './lib/setup-telemetry';
