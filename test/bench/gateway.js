@@ -27,7 +27,7 @@ if (!/^\d+$/.test(upstreamPort || '')) {
   process.exit(2);
 }
 
-const services = { redisUrl: process.env.BENCH_REDIS_URL, otlpUrl: process.env.BENCH_OTLP_URL };
+const services = { redisUrl: process.env.BENCH_REDIS_URL, otlpUrl: process.env.BENCH_OTLP_URL, grpcTarget: process.env.BENCH_GRPC_TARGET };
 let built;
 try {
   built = variant.build(`http://127.0.0.1:${upstreamPort}`, services);

@@ -2,7 +2,9 @@
  * The bodies the benchmark's upstream answers and its clients send, fixed so every run moves the same bytes:
  * - ORDER_JSON: the 223-byte JSON order every GET row receives (the payload size of the reference figures);
  * - XML_ORDER: the ~2 KB `application/xml` order document (20 `<line>` elements with attributes) the XML
- *   upstream answers, and XML_REQUEST_JSON, the ~2 KB JSON order the xml-bridge row POSTs.
+ *   upstream answers, and XML_REQUEST_JSON, the ~2 KB JSON order the xml-bridge row POSTs;
+ * - ITEM_JSON: the 409-byte JSON the gRPC bridge answers for GetItem { id: "42" } (grpc-upstream.js's item, printed
+ *   by the canonical proto3 JSON mapping with defaults), which the HTTP twin of the grpc row answers byte for byte.
  */
 'use strict';
 
@@ -33,4 +35,13 @@ for (const [name, body] of [['XML_ORDER', XML_ORDER], ['XML_REQUEST_JSON', XML_R
   if (body.length < 1800 || body.length > 2300) throw new Error(`${name} is ${body.length} bytes, expected about 2 KB`);
 }
 
-module.exports = { ORDER_JSON, XML_ORDER, XML_REQUEST_JSON, XML_LINES };
+const ITEM_JSON = Buffer.from(
+  JSON.stringify({
+    id: '42', displayName: 'Item 42', quantity: '9007199254740993', color: 'GREEN', tags: ['a', 'b'], updatedAt: '2024-05-01T10:00:00.500Z',
+    price: 9.5, blob: 'aGk=', counts: { apples: 3 }, rating: 4, attributes: { size: 'L', fresh: true, weight: 1.5 }, shelfLife: '90s',
+    big: '18446744073709551615', supplier: 'acme', dims: { width: 2, height: 3 }, palette: ['RED', 'GREEN'], mask: 'displayName,price', extra: null,
+  }),
+);
+if (ITEM_JSON.length !== 409) throw new Error(`the item body is ${ITEM_JSON.length} bytes, expected 409`);
+
+module.exports = { ORDER_JSON, XML_ORDER, XML_REQUEST_JSON, XML_LINES, ITEM_JSON };

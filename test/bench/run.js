@@ -863,13 +863,15 @@ async function main() {
     console.log(`machine busy before start: ${(busyBefore * 100).toFixed(0)} % of all cores${busyBefore > 0.1 ? ' — other processes are running; the numbers will be noisy' : ''}\n`);
   }
 
-  const upstream = startChild('upstream.js', [], { core: 1 });
+  // The gRPC upstream (in the same child, so on the same core) only when a row calls it.
+  const upstream = startChild('upstream.js', selected.some((v) => (v.needs || []).includes('grpc')) ? ['--grpc'] : [], { core: 1 });
   const runs = [];
   let redis = null;
   try {
-    const { port: upstreamPort, otlpPort } = await ask(upstream, null, 'listening', 10_000);
+    const { port: upstreamPort, otlpPort, grpcPort } = await ask(upstream, null, 'listening', 10_000);
     const env = {
       ...process.env,
+      ...(grpcPort ? { BENCH_GRPC_TARGET: `127.0.0.1:${grpcPort}` } : {}),
       BENCH_OTLP_URL: `http://127.0.0.1:${otlpPort}`,
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${otlpPort}/v1/traces`,
     };

@@ -3,7 +3,10 @@
  * - GET /api/orders/42 (REQUEST_PATH) and GET /api/parts/a|b|c (PART_PATHS, optionally `?delay=<ms>`, answered after
  *   that delay) with the same 223-byte JSON body;
  * - POST /api/xml-orders/42 (XML_PATH), when its body is an XML `<order>` with its 20 `<line>`s sent as
- *   `application/xml`, with a fixed ~2 KB `application/xml; charset=utf-8` order document.
+ *   `application/xml`, with a fixed ~2 KB `application/xml; charset=utf-8` order document;
+ * - GET /v1/items/42 (ITEM_PATH) with the 409-byte JSON the gRPC bridge answers for that item (the grpc row's twin).
+ * With `--grpc`, it also serves shop.v1.Inventory over gRPC (grpc-upstream.js; `grpcPort` in the listening
+ * message): each call counts as a request, an unexpected one as `wrongPath`, so the grpc rows are checked alike.
  * Anything else (another path or query, a wrong method, a request body that is not the expected XML) is counted as
  * `wrongPath` and answered 404 or 400, so a misrouted row fails its check instead of measuring errors.
  * Run as a child of run.js (IPC): it sends `{ type: 'listening', port }`, answers
@@ -15,11 +18,15 @@
 'use strict';
 
 const http = require('node:http');
-const { REQUEST_PATH, PART_PATHS, XML_PATH } = require('./variants');
-const { ORDER_JSON: BODY, XML_ORDER, XML_LINES } = require('./payloads');
+const path = require('node:path');
+const { REQUEST_PATH, PART_PATHS, XML_PATH, ITEM_PATH } = require('./variants');
+const { ORDER_JSON: BODY, XML_ORDER, XML_LINES, ITEM_JSON } = require('./payloads');
+const { startGrpcUpstream } = require('./grpc-upstream');
 
 const HEADERS = { 'Content-Type': 'application/json', 'Content-Length': String(BODY.length) };
 const XML_HEADERS = { 'Content-Type': 'application/xml; charset=utf-8', 'Content-Length': String(XML_ORDER.length) };
+// The bridge's own Content-Type, so the twin's answer differs from it by nothing but the route.
+const ITEM_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(ITEM_JSON.length) };
 const PARTS = new Set(PART_PATHS);
 
 let connections = 0;
@@ -59,6 +66,10 @@ const server = http.createServer((req, res) => {
     req.resume();
     res.writeHead(200, HEADERS);
     res.end(BODY);
+  } else if (url === ITEM_PATH && req.method === 'GET') {
+    req.resume();
+    res.writeHead(200, ITEM_HEADERS);
+    res.end(ITEM_JSON);
   } else if (PARTS.has(pathname) && req.method === 'GET') {
     const delay = q === -1 ? '0' : /^delay=(\d{1,4})$/.exec(url.slice(q + 1))?.[1];
     if (delay === undefined) return wrong(req, res, 404);
@@ -112,8 +123,28 @@ process.on('message', (msg) => {
 });
 process.on('disconnect', () => process.exit(0));
 
-server.listen(0, '127.0.0.1', () => {
-  sink.listen(0, '127.0.0.1', () => {
-    process.send({ type: 'listening', port: server.address().port, otlpPort: sink.address().port, bodyBytes: BODY.length });
+/** With --grpc: the gRPC upstream, its calls counted as requests. */
+async function startGrpc() {
+  if (!process.argv.includes('--grpc')) return null;
+  const dist = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.join(__dirname, '..', '..', 'dist');
+  const { port } = await startGrpcUpstream({
+    dist,
+    onCall(ok) {
+      requests++;
+      requestsSinceMark++;
+      if (!ok) { wrongPath++; wrongPathSinceMark++; }
+    },
   });
+  return port;
+}
+
+startGrpc().then((grpcPort) => {
+  server.listen(0, '127.0.0.1', () => {
+    sink.listen(0, '127.0.0.1', () => {
+      process.send({ type: 'listening', port: server.address().port, otlpPort: sink.address().port, grpcPort, bodyBytes: BODY.length });
+    });
+  });
+}, (err) => {
+  console.error(`upstream.js: the gRPC upstream did not start: ${err && err.stack ? err.stack : err}`);
+  process.exit(1);
 });

@@ -5,8 +5,9 @@
  *   `{ app, close }`: an Express app answering the row's request by forwarding it to the upstream, and a
  *   function releasing what the app holds (pooled sockets, timers). It may also return `stats()`, whose result
  *   run.js fetches after the measured run and hands to the row's `verifyStats`.
- * - `needs: ['redis']` / `['otlp']`: run.js starts a redis-server (skipping the row when none is installed)
- *   or points the OTLP exporter at a span sink in the upstream child; `services` holds `{ redisUrl, otlpUrl }`.
+ * - `needs: ['redis']` / `['otlp']` / `['grpc']`: run.js starts a redis-server (skipping the row when none is
+ *   installed), points the OTLP exporter at a span sink in the upstream child, or starts the gRPC upstream in that
+ *   child (grpc-upstream.js); `services` holds `{ redisUrl, otlpUrl, grpcTarget }`.
  *
  * What a row sends, and what it must get back (all optional; the defaults are the GET rows'):
  * - `request`: `{ method, path, headers, body }` (default `GET /api/orders/42`), or an array of them: a "screen",
@@ -38,7 +39,8 @@
 const http = require('node:http');
 const path = require('node:path');
 const { isDeepStrictEqual } = require('node:util');
-const { ORDER_JSON, XML_LINES, XML_REQUEST_JSON } = require('./payloads');
+const { ORDER_JSON, XML_LINES, XML_REQUEST_JSON, ITEM_JSON } = require('./payloads');
+const { PROTO: INVENTORY_PROTO } = require('./grpc-upstream');
 
 /** The path the GET rows request; the upstream checks it arrives unchanged. */
 const REQUEST_PATH = '/api/orders/42';
@@ -46,6 +48,8 @@ const REQUEST_PATH = '/api/orders/42';
 const PART_PATHS = ['/api/parts/a', '/api/parts/b', '/api/parts/c'];
 /** The XML upstream's path: POST an XML order there, get the XML order document back. */
 const XML_PATH = '/api/xml-orders/42';
+/** The grpc rows' path: GetItem { id: "42" } through the bridge, or the same JSON from the HTTP upstream. */
+const ITEM_PATH = '/v1/items/42';
 
 /** The row the ratios are computed against. */
 const BASELINE = 'hpm-keepalive';
@@ -82,6 +86,14 @@ function routeApp(options, { telemetry = false, sampleRatio = 1 } = {}) {
 /** What is wrong with an answer that should be the upstream's 223-byte order, if anything. */
 function orderAnswer(res) {
   if (res.status !== 200 || !res.body.equals(ORDER_JSON)) return `answered ${res.status} with ${res.body.length} bytes, expected 200 with the upstream's 223-byte order`;
+  return undefined;
+}
+
+/** What is wrong with an answer that should be the item's 409 bytes of JSON (the bridge's, or its HTTP twin's). */
+function itemAnswer(res) {
+  if (res.status !== 200 || res.headers['content-type'] !== 'application/json; charset=utf-8' || !res.body.equals(ITEM_JSON)) {
+    return `answered ${res.status} ${res.headers['content-type']} with ${res.body.length} bytes: ${res.body.toString('utf8').slice(0, 200)}; expected 200 application/json; charset=utf-8 with the item's ${ITEM_JSON.length} bytes`;
+  }
   return undefined;
 }
 
@@ -290,6 +302,25 @@ const variants = [
     },
     build: (upstream) => routeApp({ routes: [{ path: '/api/xml-orders', methods: ['POST'], upstream, xml: { root: 'order', arrays: ['lines.line'] } }] }),
   },
+  {
+    name: 'frontdoor-grpc',
+    versus: 'frontdoor-grpc-http-twin',
+    description: "REST → gRPC: GET /v1/items/42 through a route { path: '/v1', grpc: { target, protos: [inventory.proto] } }: a unary GetItem to a grpc-js server (on the upstream's core), its Item (int64s, enums, bytes, Timestamp, Struct, a map…) answered as 409 bytes of JSON",
+    needs: ['grpc'],
+    request: { method: 'GET', path: ITEM_PATH },
+    expect: itemAnswer,
+    build(upstream, { grpcTarget }) {
+      if (!grpcTarget) throw new Error('no gRPC upstream (BENCH_GRPC_TARGET): run.js starts one for rows that need grpc');
+      return routeApp({ routes: [{ path: '/v1', grpc: { target: grpcTarget, protos: [INVENTORY_PROTO] } }] });
+    },
+  },
+  {
+    name: 'frontdoor-grpc-http-twin',
+    description: "frontdoor-grpc's twin: the same GET /v1/items/42 through a plain route { path: '/v1', upstream } to the HTTP upstream, which answers the same 409 bytes of JSON",
+    request: { method: 'GET', path: ITEM_PATH },
+    expect: itemAnswer,
+    build: (upstream) => routeApp({ routes: [{ path: '/v1', upstream }] }),
+  },
   aggregateRow('frontdoor-aggregate-3', 0, 'frontdoor-3-sequential'),
   sequentialRow('frontdoor-3-sequential', 0),
   aggregateRow('frontdoor-aggregate-3-delay20', 20, 'frontdoor-3-sequential-delay20'),
@@ -347,4 +378,4 @@ if (baselineDist) {
   }
 }
 
-module.exports = { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH, PART_PATHS, XML_PATH, BASELINE_SUFFIX, baselineDist };
+module.exports = { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH, PART_PATHS, XML_PATH, ITEM_PATH, BASELINE_SUFFIX, baselineDist };
