@@ -31,6 +31,8 @@ async function poll(condition: () => Promise<boolean>): Promise<void> {
 }
 
 if (!available) {
+  // CI installs chromium (.ci/run) and sets REQUIRE_CHROMIUM=1: there, a missing browser fails instead of skipping.
+  if (process.env.REQUIRE_CHROMIUM === '1') throw new Error(`REQUIRE_CHROMIUM=1 but there is no chromium at ${CHROMIUM}.`);
   console.warn(`dashboard browser test skipped: no chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
 }
 
