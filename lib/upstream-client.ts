@@ -104,6 +104,13 @@ export class UpstreamClient {
   private readonly server: Parameters<Plugin>[0];
   private readonly proxyTargets: Map<UpstreamTarget, ProxyTarget>;
   private readonly baseOptions: { agent: unknown; changeOrigin: boolean; xfwd: false; secure: boolean };
+  /**
+   * http-proxy's options for a bodiless, unfiltered attempt on each target, made once: http-proxy copies them
+   * into its own object per request and never writes to them, so most requests allocate none.
+   */
+  private readonly plainOptions: Map<UpstreamTarget, object>;
+  /** onAttemptError bound once, instead of a closure per attempt. */
+  private readonly attemptErrorHandler: (err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse) => void;
 
   /** `preserveHost`: send the client's Host instead of the target's. */
   constructor(
@@ -113,6 +120,8 @@ export class UpstreamClient {
   ) {
     this.proxyTargets = new Map(pool.targets.map((target) => [target, toProxyTarget(target.url)]));
     this.baseOptions = { agent: pool.agent, changeOrigin: !options.preserveHost, xfwd: false, secure: options.tls?.rejectUnauthorized !== false };
+    this.plainOptions = new Map([...this.proxyTargets].map(([target, proxyTarget]) => [target, this.webOptions(proxyTarget, undefined, false)]));
+    this.attemptErrorHandler = (err, req, res) => this.onAttemptError(err, req, res);
     // http-proxy-middleware's proxy server, with its default plugins ejected: frontdoor answers errors
     // itself and wires the proxy events below.
     let server!: Parameters<Plugin>[0];
@@ -157,7 +166,8 @@ export class UpstreamClient {
       fail,
     };
     (req as ForwardedRequest)[EXCHANGE] = exchange;
-    res.once('close', () => {
+    // 'close' is emitted once: on() spares the once-wrapper and its state.
+    res.on('close', () => {
       if (exchange.done) return;
       this.finish(exchange);
       if (!res.writableFinished) {
@@ -269,14 +279,16 @@ export class UpstreamClient {
     if (status >= 500 && !expectedByFilters(req, status, proxyRes)) this.noteFailure(req, exchange.target, exchange.trial);
     else this.pool.reportSuccess(exchange.target);
     endUpstreamSpan(exchange.span, { status });
-    reportUpstreamResult(getContext(req), () => ({ req, pool: this.pool, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, status }));
+    const context = getContext(req);
+    // The result's closure is made only for a request with observers (metrics()).
+    if (context.upstreamObservers) reportUpstreamResult(context, () => ({ req, pool: this.pool, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, status }));
     scrubResponseHeaders(proxyRes.headers);
     // The client's connection is the gateway's business, not the upstream's: say what Node will do with
     // it (http-proxy would otherwise copy the upstream's value or default to keep-alive).
     proxyRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
     // An upstream that dies mid-body must not leave the client waiting for the rest: abort it too.
-    proxyRes.on('error', () => undefined);
-    proxyRes.once('close', () => {
+    proxyRes.on('error', ignore);
+    proxyRes.on('close', () => {
       if (!proxyRes.complete) res.destroy();
     });
     const filters = responseFiltersOf(req);
@@ -314,7 +326,8 @@ export class UpstreamClient {
   private attemptFailed(req: IncomingMessage, exchange: Exchange, errorType: string): void {
     endUpstreamSpan(exchange.span, { errorType });
     exchange.span = undefined;
-    reportUpstreamResult(getContext(req), () => ({ req, pool: this.pool, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, errorType }));
+    const context = getContext(req);
+    if (context.upstreamObservers) reportUpstreamResult(context, () => ({ req, pool: this.pool, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, errorType }));
   }
 
   private dispatch(req: IncomingMessage, res: ServerResponse, exchange: Exchange): void {
@@ -335,14 +348,15 @@ export class UpstreamClient {
     const clientHeaders = req.headers;
     req.url = exchange.plan.url;
     req.headers = exchange.plan.headers;
+    const body = exchange.plan.body;
+    const filters = responseFiltersOf(req);
+    // A filter that wants the body: the client answers itself (onProxyResponse), so it can buffer.
+    const selfHandle = filters !== undefined && selfHandled(filters);
+    const options = body || exchange.gate || selfHandle
+      ? this.webOptions(this.proxyTargets.get(target) as ProxyTarget, body ? Readable.from([body]) : exchange.gate, selfHandle)
+      : this.plainOptions.get(target);
     try {
-      this.server.web(req, res, {
-        ...this.baseOptions,
-        target: this.proxyTargets.get(target) as never,
-        buffer: (exchange.plan.body ? Readable.from([exchange.plan.body]) : exchange.gate) as never,
-        // A filter that wants the body: the client answers itself (onProxyResponse), so it can buffer.
-        selfHandleResponse: selfHandled(responseFiltersOf(req)),
-      }, ((err: NodeJS.ErrnoException, request: IncomingMessage, response: ServerResponse) => this.onAttemptError(err, request, response)) as never);
+      this.server.web(req, res, options as never, this.attemptErrorHandler as never);
     } catch (err) {
       // http.request() throws synchronously on request data it refuses (e.g. an invalid header value).
       this.finish(exchange);
@@ -353,6 +367,11 @@ export class UpstreamClient {
       req.url = clientUrl;
       req.headers = clientHeaders;
     }
+  }
+
+  /** http-proxy's options for an attempt on `target`; `buffer` is the body to send instead of reading the request. */
+  private webOptions(target: ProxyTarget, buffer: Readable | undefined, selfHandleResponse: boolean): object {
+    return { ...this.baseOptions, target, buffer, selfHandleResponse };
   }
 
   private onResponseTimeout(req: IncomingMessage, exchange: Exchange): void {
@@ -466,6 +485,8 @@ function sendFiltered(req: IncomingMessage, res: ServerResponse, proxyRes: Incom
   proxyRes.on('end', onEnd);
 }
 
+
+function ignore(): void {}
 
 /** Refuses an upgrade with a bare status line (no body: WebSocket clients read only the status). */
 export function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
