@@ -102,7 +102,8 @@ describe.each(expressVersions)('passive health (%s)', (_label, express) => {
     });
     const good = await startUpstream({ name: 'good' });
     cleanup.push(() => failing.close(), () => good.close());
-    const p = proxy({ targets: [failing.url, good.url], health: { passive: { failures: 3, cooldown: 500, maxCooldown: '1m' } } });
+    // A cooldown long enough that ten sequential requests fit in it on a loaded machine (500 ms did not, under CI load).
+    const p = proxy({ targets: [failing.url, good.url], health: { passive: { failures: 3, cooldown: 2000, maxCooldown: '1m' } } });
     cleanup.push(() => p.close());
     const events = eventsOf(p);
     const app = await mount(express, p);
@@ -114,7 +115,7 @@ describe.each(expressVersions)('passive health (%s)', (_label, express) => {
     expect(replies.filter((r) => r.status === 500)).toHaveLength(3);
     expect(failing.requests).toHaveLength(3);
     expect(bad.state).toBe('ejected');
-    expect(events).toEqual([{ type: 'eject', href: failing.url, cooldown: 500 }]);
+    expect(events).toEqual([{ type: 'eject', href: failing.url, cooldown: 2000 }]);
 
     // Ejected: all traffic goes to the good target.
     const whileEjected = await sequential(app.port, 10);
@@ -130,8 +131,8 @@ describe.each(expressVersions)('passive health (%s)', (_label, express) => {
 
     // The trial failed: ejected again, for twice as long.
     expect(bad.state).toBe('ejected');
-    expect(events.map((e) => e.cooldown)).toEqual([500, 1000]);
-    expect(bad.ejectedUntil - Date.now()).toBeGreaterThan(500);
+    expect(events.map((e) => e.cooldown)).toEqual([2000, 4000]);
+    expect(bad.ejectedUntil - Date.now()).toBeGreaterThan(2000);
   });
 
   it('a burst of concurrent failures from one outage ejects the target once, with the base cooldown', async () => {
