@@ -30,16 +30,21 @@ export interface TelemetryOptions {
   exportInterval?: Duration;
   /** Where export failures are reported (at most once a minute). Defaults to the console. */
   logger?: Logger;
+  /**
+   * Longest time shutdown() waits for the last spans to be flushed; past it, they are dropped and shutdown
+   * resolves, so a pod's termination grace period is not spent on a dead collector. Defaults to `'2s'`.
+   */
+  shutdownTimeout?: Duration;
 }
 
 export interface Telemetry {
   /** True when the app had already registered a tracer provider, which frontdoor then uses as is. */
   readonly reused: boolean;
-  /** Flushes and stops the SDK started here (a no-op when reused). Never rejects. */
+  /** Flushes and stops the SDK started here (a no-op when reused), within `shutdownTimeout`. Never rejects. */
   shutdown(): Promise<void>;
 }
 
-const KNOWN = ['serviceName', 'sampleRatio', 'exporter', 'maxQueueSize', 'exportInterval', 'logger'];
+const KNOWN = ['serviceName', 'sampleRatio', 'exporter', 'maxQueueSize', 'exportInterval', 'logger', 'shutdownTimeout'];
 
 export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   assertKnownKeys(options, KNOWN);
@@ -51,6 +56,7 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) throw new ConfigError(`"sampleRatio" must be a number from 0 to 1; received ${JSON.stringify(options.sampleRatio ?? process.env.OTEL_TRACES_SAMPLER_ARG)}.`);
   const maxQueueSize = options.maxQueueSize ?? 2048;
   if (!Number.isInteger(maxQueueSize) || maxQueueSize < 1) throw new ConfigError(`"maxQueueSize" must be a positive integer.`);
+  const shutdownTimeout = options.shutdownTimeout === undefined ? 2_000 : parseDuration(options.shutdownTimeout, 'shutdownTimeout');
   const exporter = options.exporter ?? defaultExporter();
 
   const { NodeSDK } = load('@opentelemetry/sdk-node');
@@ -79,7 +85,17 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   return {
     reused: false,
     shutdown() {
-      stopped ??= sdk.shutdown().catch((err: unknown) => throttled(`frontdoor: telemetry shutdown could not flush spans: ${(err as Error)?.message ?? err}`));
+      if (stopped) return stopped;
+      const flushed = sdk.shutdown().catch((err: unknown) => throttled(`frontdoor: telemetry shutdown could not flush spans: ${(err as Error)?.message ?? err}`));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          throttled(`frontdoor: telemetry shutdown gave up flushing spans after ${shutdownTimeout} ms (is the collector down?); the rest are dropped.`);
+          resolve();
+        }, shutdownTimeout);
+        timer.unref();
+      });
+      stopped = Promise.race([flushed, late]).finally(() => clearTimeout(timer));
       return stopped;
     },
   };
