@@ -59,8 +59,8 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   const shutdownTimeout = options.shutdownTimeout === undefined ? 2_000 : parseDuration(options.shutdownTimeout, 'shutdownTimeout');
   const exporter = options.exporter ?? defaultExporter();
 
-  const { NodeSDK } = load('@opentelemetry/sdk-node');
-  const { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = load('@opentelemetry/sdk-trace-base');
+  const { NodeSDK } = sdkModule('@opentelemetry/sdk-node');
+  const { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = sdkModule('@opentelemetry/sdk-trace-base');
 
   const throttled = throttle(logger, 60_000);
   // Export failures surface through OpenTelemetry's global error handler: report them, never throw.
@@ -108,8 +108,8 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
 function defaultExporter(): SpanExporter {
   const variable = process.env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
   const protocol = (process.env[variable] || 'http/protobuf').trim();
-  if (protocol === 'http/protobuf') return new (load('@opentelemetry/exporter-trace-otlp-proto').OTLPTraceExporter)();
-  if (protocol === 'http/json') return new (load('@opentelemetry/exporter-trace-otlp-http').OTLPTraceExporter)();
+  if (protocol === 'http/protobuf') return new (sdkModule('@opentelemetry/exporter-trace-otlp-proto').OTLPTraceExporter)();
+  if (protocol === 'http/json') return new (sdkModule('@opentelemetry/exporter-trace-otlp-http').OTLPTraceExporter)();
   throw new ConfigError(
     `${variable}=${JSON.stringify(protocol)} is not supported by setupTelemetry(): use "http/protobuf" (the default) or "http/json"` +
       (protocol === 'grpc' ? `, or pass exporter: new OTLPTraceExporter() from @opentelemetry/exporter-trace-otlp-grpc.` : '.'),
@@ -138,3 +138,19 @@ function throttle(logger: Logger, interval: number): (message: string) => void {
     suppressed = 0;
   };
 }
+
+/**
+ * The tracing SDK and its exporters are optional peer dependencies: an app that only routes does not install
+ * ~180 MB of OpenTelemetry. setupTelemetry() says what to install when they are missing.
+ */
+const SDK_INSTALL = 'npm install @opentelemetry/sdk-node@^0.223.0 @opentelemetry/sdk-trace-base@^2.12.0 @opentelemetry/exporter-trace-otlp-proto@^0.223.1 @opentelemetry/exporter-trace-otlp-http@^0.223.0';
+
+function sdkModule<K extends '@opentelemetry/sdk-node' | '@opentelemetry/sdk-trace-base' | '@opentelemetry/exporter-trace-otlp-proto' | '@opentelemetry/exporter-trace-otlp-http'>(id: K): ReturnType<typeof load<K>> {
+  try {
+    return load(id);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException)?.code !== 'MODULE_NOT_FOUND' || !String((err as Error).message).includes(id)) throw err;
+    throw new ConfigError(`setupTelemetry() needs the OpenTelemetry SDK, an optional peer dependency that is not installed (${id} is missing). Install it with:\n  ${SDK_INSTALL}\n(trace() alone works without it, with an SDK your app sets up itself.)`);
+  }
+}
+
