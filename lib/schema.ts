@@ -50,15 +50,9 @@ export function duration(z: Z) {
 export function durationsWithoutUnit(schema: Zod.ZodType, value: unknown, path = ''): string[] {
   if (DURATIONS.has(schema)) return typeof value === 'number' ? [path] : [];
   const def = schema._zod.def as Def;
+  const wrapped = innerOf(def);
+  if (wrapped) return durationsWithoutUnit(wrapped, value, path);
   switch (def.type) {
-    case 'optional':
-    case 'nullable':
-    case 'default':
-    case 'prefault':
-    case 'readonly':
-      return durationsWithoutUnit(def.innerType as Zod.ZodType, value, path);
-    case 'pipe':
-      return durationsWithoutUnit(def.in as Zod.ZodType, value, path);
     case 'union': {
       // The first branch that accepts the value is the one it was meant for.
       const branch = (def.options ?? []).find((option) => option.safeParse(value).success);
@@ -165,6 +159,21 @@ function safeJson(value: unknown): string {
 
 type Def = { type: string; shape?: Record<string, Zod.ZodType>; innerType?: Zod.ZodType; in?: Zod.ZodType; options?: Zod.ZodType[]; element?: Zod.ZodType; valueType?: Zod.ZodType };
 
+/** The schema a wrapper (optional, nullable, default, prefault, readonly, or a pipe's input) stands for; undefined for others. */
+function innerOf(def: Def): Zod.ZodType | undefined {
+  switch (def.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+      return def.innerType;
+    case 'pipe':
+      return def.in;
+  }
+  return undefined;
+}
+
 /** The keys an object schema accepts at `path`, looking through optional, default, pipe, union, array and record. */
 function knownKeys(schema: Zod.ZodType, path: PropertyKey[]): string[] {
   const candidates = objectsAt(schema, path);
@@ -173,18 +182,9 @@ function knownKeys(schema: Zod.ZodType, path: PropertyKey[]): string[] {
 
 function objectsAt(schema: Zod.ZodType, path: PropertyKey[]): Zod.ZodType[] {
   const def = schema._zod.def as Def;
-  switch (def.type) {
-    case 'optional':
-    case 'nullable':
-    case 'default':
-    case 'prefault':
-    case 'readonly':
-      return objectsAt(def.innerType as Zod.ZodType, path);
-    case 'pipe':
-      return objectsAt(def.in as Zod.ZodType, path);
-    case 'union':
-      return (def.options ?? []).flatMap((option) => objectsAt(option, path));
-  }
+  const wrapped = innerOf(def);
+  if (wrapped) return objectsAt(wrapped, path);
+  if (def.type === 'union') return (def.options ?? []).flatMap((option) => objectsAt(option, path));
   if (path.length === 0) return def.type === 'object' ? [schema] : [];
   const [head, ...rest] = path;
   if (def.type === 'object' && typeof head === 'string' && def.shape?.[head]) return objectsAt(def.shape[head], rest);

@@ -9,7 +9,7 @@
 'use strict';
 
 const { startShop } = require('./shop');
-const { request, describe, expect, sleep } = require('./smoke');
+const { checker, request, describe, expect, sleep } = require('./smoke');
 const { cutoverPercent } = require('./steps');
 const { demoTokens, jwtSecret } = require('./tokens');
 
@@ -159,16 +159,7 @@ const STEP_CHECKS = {
  */
 async function runStepSmoke(steps) {
   const results = [];
-  async function check(name, fn) {
-    try {
-      await fn();
-      results.push(true);
-      console.log(`PASS  ${name}`);
-    } catch (err) {
-      results.push(false);
-      console.log(`FAIL  ${name}: ${err && err.message ? err.message : err}`);
-    }
-  }
+  const check = checker(results);
   const limit = 15_000 * steps.length;
   const watchdog = setTimeout(() => {
     console.log(`FAIL  step smoke run did not finish within ${limit / 1000}s`);

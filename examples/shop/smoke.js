@@ -56,9 +56,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** The 20-digit number and the spaces would not survive a parse and re-serialisation on the way. */
 const ORDER = '{"userId": 1, "items": [{"productId": "p-1", "quantity": 2}], "ref": 12345678901234567890}';
 
-async function runSmoke() {
-  const results = [];
-  async function check(name, fn) {
+/** A PASS/FAIL line per check; `results` collects the outcomes for the summary. */
+function checker(results) {
+  return async function check(name, fn) {
     try {
       await fn();
       results.push(true);
@@ -67,7 +67,12 @@ async function runSmoke() {
       results.push(false);
       console.log(`FAIL  ${name}: ${err && err.message ? err.message : err}`);
     }
-  }
+  };
+}
+
+async function runSmoke() {
+  const results = [];
+  const check = checker(results);
 
   const watchdog = setTimeout(() => {
     console.log('FAIL  smoke run did not finish within 30s');
@@ -287,4 +292,4 @@ async function runSmoke() {
   leak.unref();
 }
 
-module.exports = { runSmoke, request, describe, expect, expectProblem, sleep };
+module.exports = { runSmoke, checker, request, describe, expect, expectProblem, sleep };
