@@ -3,6 +3,7 @@
  * `..`, `%2e%2e`, encoded slashes and doubled slashes cannot make a request skip a route's policies
  * or reach a path the route does not allow.
  */
+import type { IncomingMessage } from 'node:http';
 
 export type NormalisedPath =
   | {
@@ -139,4 +140,21 @@ function lenientPath(pathname: string): string {
 export function splitUrl(url: string): { pathname: string; search: string } {
   const q = url.indexOf('?');
   return q === -1 ? { pathname: url, search: '' } : { pathname: url.slice(0, q), search: url.slice(q) };
+}
+
+/**
+ * The path a middleware is mounted at: Express's `baseUrl`, or, on connect (which keeps no mount path), what
+ * was stripped from the front of `originalUrl`. On connect a middleware before it that rewrites
+ * `req.url` to a suffix of the original path looks like a mount at the prefix it dropped.
+ */
+export function mountPathOf(req: IncomingMessage): string {
+  const { baseUrl, originalUrl } = req as { baseUrl?: string; originalUrl?: string };
+  if (baseUrl !== undefined) return baseUrl;
+  if (!originalUrl || !req.url) return '';
+  const original = splitUrl(originalUrl).pathname;
+  const current = splitUrl(req.url).pathname;
+  if (original.length > current.length && original.endsWith(current)) return original.slice(0, original.length - current.length);
+  // connect turns a request for exactly the mount path into '/'.
+  if (current === '/' && original !== '/') return original.replace(/\/$/, '');
+  return '';
 }

@@ -289,3 +289,48 @@ async function disconnect(client: Redis | Cluster): Promise<void> {
     client.disconnect(false);
   });
 }
+
+/**
+ * Redis calls of a store that must not wait on an outage: each call fails after `timeoutMs`, and the outage
+ * and its end are logged once each (not once per request). The cache and the rate limiter use one each.
+ */
+export class RedisOutageGuard {
+  /** Redis failed the last call and has not answered one since. */
+  down = false;
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly logger: Pick<import('./log').Logger, 'warn'>,
+    private readonly messages: { down: (reason: string) => string; up: string },
+    /** Called on every failed call (a store marks what it must redo, or when to try again). */
+    private readonly onFailure: () => void = () => undefined,
+  ) {}
+
+  /** `operation`, failed after the timeout; notes the outage and its end. */
+  run<T>(operation: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    operation.catch(() => undefined); // a late failure after the timeout must not become an unhandled rejection
+    return Promise.race([operation, timeout]).then(
+      (value) => {
+        clearTimeout(timer);
+        if (this.down) {
+          this.down = false;
+          this.logger.warn(this.messages.up);
+        }
+        return value;
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        this.onFailure();
+        if (!this.down) {
+          this.down = true;
+          this.logger.warn(this.messages.down(String((err as Error)?.message ?? err)));
+        }
+        throw err;
+      },
+    );
+  }
+}

@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError, GatewayError } from '../lib/errors';
 import { consoleLogger } from '../lib/log';
-import { splitUrl } from '../lib/path';
+import { mountPathOf, splitUrl } from '../lib/path';
 import type { Middleware, Next } from '../lib/pipeline';
 import { sendProblem } from '../lib/problem';
 import { defineSchema, duration, parseOptions } from '../lib/schema';
@@ -120,7 +120,7 @@ export function dashboard(options: DashboardOptions): Middleware {
   function serve(req: IncomingMessage, res: ServerResponse, next: Next | undefined): void {
     const { pathname } = splitUrl(req.url ?? '/');
     const method = req.method ?? 'GET';
-    const base = mountPathOf(req);
+    const base = dashboardMountPath(req);
     if (pathname === '/cutover' && method === 'POST') return void change(req, res, base);
     if (method !== 'GET' && method !== 'HEAD') return notFound(req, res, next);
     if (pathname === '/' || pathname === '') {
@@ -272,17 +272,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-/**
- * The path the dashboard is mounted at: Express's `baseUrl`, or what was stripped from the front of `originalUrl`
- * (connect); '' at the root of a node:http server.
- */
-function mountPathOf(req: IncomingMessage): string {
-  const { baseUrl, originalUrl } = req as { baseUrl?: string; originalUrl?: string };
-  if (typeof baseUrl === 'string') return baseUrl.replace(/\/$/, '');
-  if (!originalUrl || !req.url) return '';
-  const original = splitUrl(originalUrl).pathname;
-  const current = splitUrl(req.url).pathname;
-  if (original.length > current.length && original.endsWith(current)) return original.slice(0, original.length - current.length);
-  if (current === '/' && original !== '/') return original.replace(/\/$/, '');
-  return '';
+/** The path the dashboard is mounted at, without a trailing slash; '' at the root of a node:http server. */
+function dashboardMountPath(req: IncomingMessage): string {
+  return mountPathOf(req).replace(/\/$/, '');
 }

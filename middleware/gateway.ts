@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import { getContext, upstreamPlan } from '../lib/context';
 import { ConfigError, ConfigIssues, GatewayError } from '../lib/errors';
 import { assertKnownKeys } from '../lib/options';
-import { dropSegments, normaliseTarget, PathOptions, splitUrl } from '../lib/path';
+import { dropSegments, mountPathOf, normaliseTarget, PathOptions } from '../lib/path';
 import { FeatureParts, Middleware, PHASES, UpgradeHandler } from '../lib/pipeline';
 import type { ErrorMode } from '../lib/pipeline';
 import { respondOrNext, sendProblem } from '../lib/problem';
@@ -732,21 +732,4 @@ function runPipeline(handlers: Middleware[], req: IncomingMessage, res: ServerRe
     }
   };
   step();
-}
-
-/**
- * The path the gateway is mounted at: Express's `baseUrl`, or, on connect (which keeps no mount path), what
- * was stripped from the front of `originalUrl`. On connect a middleware before the gateway that rewrites
- * `req.url` to a suffix of the original path looks like a mount at the prefix it dropped.
- */
-function mountPathOf(req: IncomingMessage): string {
-  const { baseUrl, originalUrl } = req as { baseUrl?: string; originalUrl?: string };
-  if (baseUrl !== undefined) return baseUrl;
-  if (!originalUrl || !req.url) return '';
-  const original = splitUrl(originalUrl).pathname;
-  const current = splitUrl(req.url).pathname;
-  if (original.length > current.length && original.endsWith(current)) return original.slice(0, original.length - current.length);
-  // connect turns a request for exactly the mount path into '/'.
-  if (current === '/' && original !== '/') return original.replace(/\/$/, '');
-  return '';
 }

@@ -6,6 +6,7 @@
  * requests skip Redis altogether instead of each waiting for the timeout.
  */
 import type { Logger } from '../log';
+import { RedisOutageGuard } from '../redis';
 import type { SendCommand } from '../redis';
 import { decodeValue, encodeValue } from './entry';
 import type { StoredValue } from './entry';
@@ -34,8 +35,8 @@ return removed`;
 
 export class RedisCacheStore implements CacheStore {
   readonly kind = 'redis';
-  private down = false;
   private retryAt = 0;
+  private readonly outage: RedisOutageGuard;
 
   /**
    * @param prefix every key's prefix, e.g. `frontdoor:cache:{catalog}:` (the braces keep a cache's keys in one
@@ -44,19 +45,32 @@ export class RedisCacheStore implements CacheStore {
   constructor(
     private readonly send: SendCommand,
     private readonly prefix: string,
-    private readonly timeoutMs: number,
-    private readonly logger: Logger,
+    timeoutMs: number,
+    logger: Logger,
     private readonly release: () => Promise<void>,
-  ) {}
+  ) {
+    this.outage = new RedisOutageGuard(
+      timeoutMs,
+      logger,
+      {
+        down: (reason) => `frontdoor: cache (${prefix}) cannot reach Redis: ${reason}. Requests go to the upstream uncached until it returns.`,
+        up: `frontdoor: cache (${prefix}) is using Redis again.`,
+      },
+      // While it is down, requests skip the cache rather than each waiting for the timeout; one tries again after a pause.
+      () => {
+        this.retryAt = Date.now() + RETRY_AFTER_MS;
+      },
+    );
+  }
 
   async get(key: string): Promise<StoredValue | undefined> {
-    const value = decodeValue(await this.guard(this.send('GET', `${this.prefix}e:${key}`)));
+    const value = decodeValue(await this.outage.run(this.send('GET', `${this.prefix}e:${key}`)));
     return value && value.expiresAt > Date.now() ? value : undefined;
   }
 
   async set(key: string, value: StoredValue, ttlMs: number, index: EntryIndex): Promise<void> {
     const keys = [`${this.prefix}e:${key}`, this.pathSet(index.path), ...index.tags.map((tag) => this.tagSet(tag))];
-    await this.guard(this.send('EVAL', SET_SCRIPT, keys.length, ...keys, encodeValue(value), Math.max(1, Math.ceil(ttlMs))));
+    await this.outage.run(this.send('EVAL', SET_SCRIPT, keys.length, ...keys, encodeValue(value), Math.max(1, Math.ceil(ttlMs))));
   }
 
   async purgePath(path: string, prefix: boolean): Promise<number> {
@@ -66,7 +80,7 @@ export class RedisCacheStore implements CacheStore {
       const pattern = `${this.prefix}p:${globEscape(path.endsWith('/') ? path : `${path}/`)}*`;
       let cursor = '0';
       do {
-        const [next, keys] = (await this.guard(this.send('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000))) as [string, string[]];
+        const [next, keys] = (await this.outage.run(this.send('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000))) as [string, string[]];
         cursor = String(next);
         sets.push(...keys.map(String));
       } while (cursor !== '0');
@@ -79,7 +93,7 @@ export class RedisCacheStore implements CacheStore {
   }
 
   available(): boolean {
-    return !this.down || Date.now() >= this.retryAt;
+    return !this.outage.down || Date.now() >= this.retryAt;
   }
 
   async close(): Promise<void> {
@@ -90,7 +104,7 @@ export class RedisCacheStore implements CacheStore {
     let removed = 0;
     for (let i = 0; i < sets.length; i += 100) {
       const batch = sets.slice(i, i + 100);
-      removed += Number(await this.guard(this.send('EVAL', PURGE_SCRIPT, batch.length, ...batch)));
+      removed += Number(await this.outage.run(this.send('EVAL', PURGE_SCRIPT, batch.length, ...batch)));
     }
     return removed;
   }
@@ -101,34 +115,6 @@ export class RedisCacheStore implements CacheStore {
 
   private tagSet(tag: string): string {
     return `${this.prefix}t:${tag}`;
-  }
-
-  /** The call, failed after the timeout; notes the outage (logged once) and its end. */
-  private guard<T>(operation: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-    });
-    operation.catch(() => undefined); // a late failure after the timeout must not become an unhandled rejection
-    return Promise.race([operation, timeout]).then(
-      (value) => {
-        clearTimeout(timer);
-        if (this.down) {
-          this.down = false;
-          this.logger.warn(`frontdoor: cache (${this.prefix}) is using Redis again.`);
-        }
-        return value;
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        this.retryAt = Date.now() + RETRY_AFTER_MS;
-        if (!this.down) {
-          this.down = true;
-          this.logger.warn(`frontdoor: cache (${this.prefix}) cannot reach Redis: ${(err as Error)?.message ?? err}. Requests go to the upstream uncached until it returns.`);
-        }
-        throw err;
-      },
-    );
   }
 }
 
