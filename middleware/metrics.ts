@@ -1,11 +1,13 @@
 /**
  * metrics(): RED metrics of the gateway through the OpenTelemetry metrics SDK, exposed in Prometheus
  * text format by metricsHandler(). Labels are bounded: route templates and names, methods, status
- * classes and upstream targets — never raw paths or consumer ids.
+ * classes and upstream targets — never raw paths or consumer ids. Series names follow the
+ * OpenTelemetry-to-Prometheus mapping (prometheusName()): `http.server.request.duration` in seconds is
+ * `http_server_request_duration_seconds`, counters end in `_total`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import type { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { DataPointType, MeterProvider, MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { diag } from '@opentelemetry/api';
 import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
 import { getContext, onResponseClose } from '../lib/context';
@@ -48,6 +50,7 @@ export class MetricsRegistry {
   readonly shadowComparisons: Counter;
   readonly shadowCandidateDuration: Histogram;
   private readonly serializer: PrometheusSerializer;
+  private readonly dataPointType: typeof DataPointType;
   /** Records the upstream attempts of the requests metrics() observes (subscribed per request). */
   readonly onUpstreamResult = (result: UpstreamResult): void => this.recordUpstream(result);
   /**
@@ -58,25 +61,26 @@ export class MetricsRegistry {
 
   constructor() {
     const prometheus = load('@opentelemetry/exporter-prometheus');
-    const { MeterProvider } = load('@opentelemetry/sdk-metrics');
+    const { MeterProvider, DataPointType } = load('@opentelemetry/sdk-metrics');
+    this.dataPointType = DataPointType;
     this.exporter = new prometheus.PrometheusExporter({ preventServerStart: true });
     this.serializer = new prometheus.PrometheusSerializer();
     this.provider = new MeterProvider({ readers: [this.exporter] });
     const meter = this.provider.getMeter('frontdoor');
     const advice = { explicitBucketBoundaries: DURATION_BUCKETS };
     this.requestDuration = meter.createHistogram('http.server.request.duration', { unit: 's', description: 'Duration of requests through the gateway.', advice });
-    meter.createObservableUpDownCounter('http.server.active_requests', { description: 'Requests in flight.' }).addCallback((result) => {
+    meter.createObservableUpDownCounter('http.server.active_requests', { unit: '{request}', description: 'Requests in flight.' }).addCallback((result) => {
       for (const [method, count] of this.inFlight) result.observe(count, { 'http.request.method': method });
     });
     this.upstreamDuration = meter.createHistogram('frontdoor.upstream.duration', { unit: 's', description: 'Duration of upstream attempts until response headers.', advice });
-    this.upstreamErrors = meter.createCounter('frontdoor.upstream.errors', { description: 'Failed upstream attempts (refused, reset, timeout).' });
-    this.rateLimited = meter.createCounter('frontdoor.rate_limit.rejections', { description: 'Requests rejected by rate limiting.' });
-    this.problems = meter.createCounter('frontdoor.errors', { description: 'Errors answered by the gateway, by code.' });
-    this.reloads = meter.createCounter('frontdoor.config.reloads', { description: 'Configuration reloads, by outcome (applied, failed).' });
-    this.cacheLookups = meter.createCounter('frontdoor.cache.lookups', { description: 'Requests through cache(), by outcome (HIT, MISS, BYPASS).' });
-    this.fallbacks = meter.createCounter('frontdoor.fallbacks', { description: 'Requests fallback() handed to the app, by trigger (unavailable, timeout, or the upstream status).' });
-    this.cutover = meter.createCounter('frontdoor.cutover.requests', { description: 'Requests of cutover routes, by side (service, monolith).' });
-    this.shadowComparisons = meter.createCounter('frontdoor.shadow.comparisons', { description: 'Shadowed requests by outcome (match, mismatch, candidate_error, skipped, not_shadowed) and reason.' });
+    this.upstreamErrors = meter.createCounter('frontdoor.upstream.errors', { unit: '{attempt}', description: 'Failed upstream attempts (refused, reset, timeout).' });
+    this.rateLimited = meter.createCounter('frontdoor.rate_limit.rejections', { unit: '{request}', description: 'Requests rejected by rate limiting.' });
+    this.problems = meter.createCounter('frontdoor.errors', { unit: '{error}', description: 'Errors answered by the gateway, by code.' });
+    this.reloads = meter.createCounter('frontdoor.config.reloads', { unit: '{reload}', description: 'Configuration reloads, by outcome (applied, failed).' });
+    this.cacheLookups = meter.createCounter('frontdoor.cache.lookups', { unit: '{request}', description: 'Requests through cache(), by outcome (HIT, MISS, BYPASS).' });
+    this.fallbacks = meter.createCounter('frontdoor.fallbacks', { unit: '{request}', description: 'Requests fallback() handed to the app, by trigger (unavailable, timeout, or the upstream status).' });
+    this.cutover = meter.createCounter('frontdoor.cutover.requests', { unit: '{request}', description: 'Requests of cutover routes, by side (service, monolith).' });
+    this.shadowComparisons = meter.createCounter('frontdoor.shadow.comparisons', { unit: '{request}', description: 'Shadowed requests by outcome (match, mismatch, candidate_error, skipped, not_shadowed) and reason.' });
     this.shadowCandidateDuration = meter.createHistogram('frontdoor.shadow.candidate.duration', { unit: 's', description: 'Time of the candidate copies, from sending to the answer or failure.', advice });
   }
 
@@ -84,9 +88,24 @@ export class MetricsRegistry {
   async exposition(): Promise<string> {
     const { resourceMetrics, errors } = await this.exporter.collect();
     if (errors.length) diag.error('frontdoor metrics: collection errors', ...errors);
-    const text = this.serializer.serialize(resourceMetrics);
+    const text = this.serializer.serialize(this.withPrometheusNames(resourceMetrics));
     // With no data yet the serializer ends on a comment without a newline; the gauge must start on its own line.
     return (text === '' || text.endsWith('\n') ? text : `${text}\n`) + healthGauge(this.pools);
+  }
+
+  /**
+   * The collected metrics with Prometheus names and units (the exporter only sanitises names and adds `_total`).
+   * Renamed here rather than by SDK views so that other readers of `provider` keep the OpenTelemetry names.
+   */
+  private withPrometheusNames(resourceMetrics: ResourceMetrics): ResourceMetrics {
+    const { GAUGE, SUM } = this.dataPointType;
+    const rename = (metric: MetricData): MetricData => {
+      const kind = metric.dataPointType === GAUGE || (metric.dataPointType === SUM && !metric.isMonotonic) ? 'gauge' : 'other';
+      const unit = prometheusUnit(metric.descriptor.unit, kind);
+      // The serializer adds `_total` to counters itself, after the unit as the mapping wants.
+      return { ...metric, descriptor: { ...metric.descriptor, name: prometheusName(metric.descriptor.name, unit), unit } };
+    };
+    return { ...resourceMetrics, scopeMetrics: resourceMetrics.scopeMetrics.map((scope) => ({ ...scope, metrics: scope.metrics.map(rename) })) };
   }
 
   /** Reports these pools' target health (gateway() adds its routes' pools; add `proxy(…).pool` for proxy() alone). */
@@ -206,6 +225,9 @@ export function metricsHandler(registry: MetricsRegistry = defaultMetricsRegistr
   };
 }
 
+/** The health gauge, named as an OpenTelemetry gauge `frontdoor.upstream.healthy` without unit would be (0 or 1 is a state, not a ratio). */
+const HEALTHY = prometheusName('frontdoor.upstream.healthy', '');
+
 /**
  * Target health, read from the live pools at scrape time. Kept outside the OpenTelemetry SDK on purpose:
  * the SDK keeps exporting every series an observable gauge ever reported, so a closed gateway's targets
@@ -224,9 +246,49 @@ function healthGauge(pools: Set<UpstreamPool>): string {
       health.set(target.href, Math.min(health.get(target.href) ?? 1, healthy));
     }
   }
-  let lines = '# HELP frontdoor_upstream_healthy 1 when a target receives traffic, 0 when ejected or failing its health check.\n# TYPE frontdoor_upstream_healthy gauge\n';
-  for (const [href, healthy] of health) lines += `frontdoor_upstream_healthy{frontdoor_upstream="${escapeLabel(href)}",otel_scope_name="frontdoor"} ${healthy}\n`;
+  let lines = `# HELP ${HEALTHY} 1 when a target receives traffic, 0 when ejected or failing its health check.\n# TYPE ${HEALTHY} gauge\n`;
+  for (const [href, healthy] of health) lines += `${HEALTHY}{frontdoor_upstream="${escapeLabel(href)}",otel_scope_name="frontdoor"} ${healthy}\n`;
   return lines;
+}
+
+/**
+ * UCUM units (the OpenTelemetry unit syntax) as the words Prometheus names use. A unit not listed keeps its
+ * sanitised spelling; annotations such as `{request}` are dropped (a count is unitless in Prometheus).
+ */
+const UNIT_WORDS: Record<string, string> = {
+  s: 'seconds', ms: 'milliseconds', us: 'microseconds', ns: 'nanoseconds', min: 'minutes', h: 'hours', d: 'days',
+  By: 'bytes', KiBy: 'kibibytes', MiBy: 'mebibytes', GiBy: 'gibibytes', KBy: 'kilobytes', MBy: 'megabytes', GBy: 'gigabytes',
+  '%': 'percent', Hz: 'hertz', m: 'meters', g: 'grams', V: 'volts', A: 'amperes', J: 'joules', W: 'watts', Cel: 'celsius',
+};
+/** The denominators of `x/y` units, singular: `By/s` is `bytes_per_second`. */
+const PER_UNIT_WORDS: Record<string, string> = { s: 'second', min: 'minute', h: 'hour', d: 'day', w: 'week', mo: 'month', y: 'year' };
+
+/**
+ * The Prometheus unit of an OpenTelemetry unit, by the specification's "Prometheus and OpenMetrics compatibility":
+ * words for abbreviations (`s` → `seconds`, `By` → `bytes`), `{…}` annotations dropped, `x/y` as `x_per_y`, and
+ * `1` as `ratio` on gauges only (as the Collector's translator does: a counter or histogram of unit 1 is a count).
+ * '' when nothing remains.
+ */
+export function prometheusUnit(unit: string, kind: 'gauge' | 'other'): string {
+  const plain = unit.replace(/\{[^}]*\}/g, '').trim();
+  if (plain === '1') return kind === 'gauge' ? 'ratio' : '';
+  const [numerator = '', denominator = ''] = plain.split('/', 2);
+  const words = [numerator && numerator !== '1' ? (UNIT_WORDS[numerator] ?? numerator) : '', denominator ? `per_${PER_UNIT_WORDS[denominator] ?? UNIT_WORDS[denominator] ?? denominator}` : ''];
+  return sanitiseName(words.filter(Boolean).join('_'));
+}
+
+/**
+ * The Prometheus name of an OpenTelemetry instrument: invalid characters as `_`, and the Prometheus unit as a
+ * suffix unless the name already ends with it. The type suffixes (`_total`, `_bucket`…) come after, from the serializer.
+ */
+export function prometheusName(name: string, prometheusUnitSuffix: string): string {
+  const base = sanitiseName(name);
+  return !prometheusUnitSuffix || base.endsWith(`_${prometheusUnitSuffix}`) ? base : `${base}_${prometheusUnitSuffix}`;
+}
+
+/** What the mapping (and the exporter) does to names: characters outside [a-zA-Z0-9_] become `_`, runs of `_` one. */
+function sanitiseName(name: string): string {
+  return name.replace(/[^a-zA-Z0-9_]/g, '_').replace(/_{2,}/g, '_');
 }
 
 function escapeLabel(value: string): string {

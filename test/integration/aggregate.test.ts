@@ -545,7 +545,7 @@ describe('the route option aggregate', () => {
     });
     expect((await get(app, '/home')).status).toBe(200);
     const text = await registry.exposition();
-    const count = (target: string) => Number(new RegExp(`frontdoor_upstream_duration_count\\{[^}]*frontdoor_upstream="${target.replace(/[.]/g, '\\.')}"[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    const count = (target: string) => Number(new RegExp(`frontdoor_upstream_duration_seconds_count\\{[^}]*frontdoor_upstream="${target.replace(/[.]/g, '\\.')}"[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0);
     expect(count(services.url)).toBe(1);
     expect(count(slow.url)).toBe(1);
   });

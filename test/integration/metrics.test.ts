@@ -60,7 +60,7 @@ async function scrape(app: RunningApp, ready: (samples: Sample[]) => boolean = (
   }
 }
 
-const REQUESTS = 'http_server_request_duration_count';
+const REQUESTS = 'http_server_request_duration_seconds_count';
 
 describe('gateway metrics over /metrics (express 5)', () => {
   let statusUpstream: Upstream;
@@ -125,11 +125,11 @@ describe('gateway metrics over /metrics (express 5)', () => {
     expect(total(samples, REQUESTS, { http_route: 'orders', http_request_method: 'GET', http_response_status_class: '5xx' })).toBe(failed);
     expect(total(samples, REQUESTS, { http_route: 'orders' })).toBe(ok + failed);
     // Every histogram bucket set ends with +Inf equal to the count.
-    expect(total(samples, 'http_server_request_duration_bucket', { http_route: 'orders', http_response_status_class: '2xx', le: '+Inf' })).toBe(ok);
+    expect(total(samples, 'http_server_request_duration_seconds_bucket', { http_route: 'orders', http_response_status_class: '2xx', le: '+Inf' })).toBe(ok);
     // Upstream attempts are counted by target, with the upstream's status class.
     const upstreamLabels = { frontdoor_upstream: statusUpstream.url, http_route: 'orders' };
-    expect(total(samples, 'frontdoor_upstream_duration_count', { ...upstreamLabels, http_response_status_class: '2xx' })).toBe(ok);
-    expect(total(samples, 'frontdoor_upstream_duration_count', { ...upstreamLabels, http_response_status_class: '5xx' })).toBe(failed);
+    expect(total(samples, 'frontdoor_upstream_duration_seconds_count', { ...upstreamLabels, http_response_status_class: '2xx' })).toBe(ok);
+    expect(total(samples, 'frontdoor_upstream_duration_seconds_count', { ...upstreamLabels, http_response_status_class: '5xx' })).toBe(failed);
     // A 503 passed through from the upstream is not an error of the gateway's own.
     expect(total(samples, 'frontdoor_errors_total', { http_route: 'orders' })).toBe(0);
 
@@ -277,7 +277,7 @@ describe('gateway metrics over /metrics (express 5)', () => {
     );
     try {
       for (let i = 0; i < 3; i++) expect((await rawRequest(apps[0].app.port, { path: '/app0/status/200' })).status).toBe(200);
-      const attempts = async (registry: MetricsRegistry) => total(parseExposition(await registry.exposition()), 'frontdoor_upstream_duration_count');
+      const attempts = async (registry: MetricsRegistry) => total(parseExposition(await registry.exposition()), 'frontdoor_upstream_duration_seconds_count');
       expect(await attempts(registries[0])).toBe(3);
       expect(await attempts(registries[1])).toBe(0);
       // The standalone proxy's pool is reported once a request went through it; the other registry saw none.

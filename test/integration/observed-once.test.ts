@@ -38,7 +38,7 @@ describe('observed once', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(lines).toHaveLength(1);
       const scrape = (await rawRequest(app.port, { path: '/metrics' })).body;
-      const counts = scrape.split('\n').filter((line) => line.startsWith('http_server_request_duration_count'));
+      const counts = scrape.split('\n').filter((line) => line.startsWith('http_server_request_duration_seconds_count'));
       const total = counts.reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
       expect(total).toBe(1);
     } finally {

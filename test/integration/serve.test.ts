@@ -158,7 +158,7 @@ describe('frontdoor serve, one process', () => {
     expect(json(ready)).toMatchObject({ ready: true, status: 'ready', routes: 1 });
     const metrics = await get(`${admin}/metrics`);
     expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
-    expect(metrics.body).toMatch(/http_server_request_duration_count\{[^}]*http_route="\/api\/orders"/);
+    expect(metrics.body).toMatch(/http_server_request_duration_seconds_count\{[^}]*http_route="\/api\/orders"/);
     expectProblem(await get(`${admin}/api/orders/7`), 404, 'ERR_NO_ROUTE', { requestId: false });
 
     // SIGTERM while a slow request is in flight: it finishes; readiness turns 503 at once; liveness stays 200.
@@ -231,8 +231,8 @@ describe('frontdoor serve --workers 2', () => {
 
     // Metrics of both workers in one exposition, each sample with its worker.
     const metrics = (await get(`${admin}/metrics`)).body;
-    expect(metrics).toMatch(/http_server_request_duration_count\{worker="[12]",/);
-    expect(metrics.match(/^# TYPE http_server_request_duration histogram$/gm)).toHaveLength(1);
+    expect(metrics).toMatch(/http_server_request_duration_seconds_count\{worker="[12]",/);
+    expect(metrics.match(/^# TYPE http_server_request_duration_seconds histogram$/gm)).toHaveLength(1);
 
     // --watch: a new route appears in every worker (each request on a new connection, handed out in turn).
     await writeFile(file, `metrics: true\nroutes:\n  - path: /api/orders\n    upstream: ${upstream.url}\n  - path: /api/users\n    upstream: ${upstream.url}\n`);

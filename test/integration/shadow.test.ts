@@ -368,8 +368,8 @@ describe('shadow', () => {
       const text = await registry.exposition();
       expect(text).toMatch(/^frontdoor_shadow_comparisons_total\{[^}]*frontdoor_shadow_outcome="match"[^}]*\} 1$/m);
       expect(text).toMatch(/^frontdoor_shadow_comparisons_total\{[^}]*frontdoor_shadow_outcome="mismatch"[^}]*\} 1$/m);
-      expect(text).toMatch(/^frontdoor_shadow_candidate_duration_count\{[^}]*http_route="orders",frontdoor_shadow_outcome="match"[^}]*\} 1$/m);
-      expect(text).toMatch(/^frontdoor_shadow_candidate_duration_count\{[^}]*http_route="orders",frontdoor_shadow_outcome="mismatch"[^}]*\} 1$/m);
+      expect(text).toMatch(/^frontdoor_shadow_candidate_duration_seconds_count\{[^}]*http_route="orders",frontdoor_shadow_outcome="match"[^}]*\} 1$/m);
+      expect(text).toMatch(/^frontdoor_shadow_candidate_duration_seconds_count\{[^}]*http_route="orders",frontdoor_shadow_outcome="mismatch"[^}]*\} 1$/m);
     } finally {
       await gw.close();
       await app.close();
