@@ -184,8 +184,7 @@ async function runSmoke() {
 
   await check('/metrics counts requests per route and shows both targets healthy', async () => {
     const text = await metrics();
-    // The docs name the series http_server_request_duration (seconds); some exporters add the unit: _seconds.
-    const count = /^http_server_request_duration(?:_seconds)?_count\{[^}]*http_route="orders-write"[^}]*http_response_status_class="2xx"[^}]*\} (\d+)$/m.exec(text);
+    const count = /^http_server_request_duration_seconds_count\{[^}]*http_route="orders-write"[^}]*http_response_status_class="2xx"[^}]*\} (\d+)$/m.exec(text);
     expect(count && Number(count[1]) >= 6, `no request count for orders-write 2xx (>= 6): ${count ? count[0] : 'missing'}`);
     expect(/^frontdoor_rate_limit_rejections_total\{[^}]*http_route="orders-write"[^}]*\} 1$/m.test(text), 'no rate-limit rejection counted for orders-write');
     expect(healthy(text, a) === '1' && healthy(text, b) === '1', `frontdoor_upstream_healthy: a ${healthy(text, a)}, b ${healthy(text, b)}`);

@@ -168,7 +168,7 @@ ${writesToService
   ${loop}
 
   # Prometheus metrics: requests per route, method and status class; 1 or 0 per target for upstream health
-  curl -s ${base}/metrics | grep -E '^http_server_request_duration[a-z_]*_count|^frontdoor_(upstream_healthy|rate_limit)'
+  curl -s ${base}/metrics | grep -E '^http_server_request_duration_seconds_count|^frontdoor_(upstream_healthy|rate_limit)'
 
 Fail-over:
   ${interactive ? `Type "stop a" + Enter (or: kill -USR2 ${process.pid})` : `Run kill -USR2 ${process.pid}`} to stop instance a, then run this a few times:
