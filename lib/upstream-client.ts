@@ -4,13 +4,20 @@
  * proxy() forwards through it; aggregation, shadowing and fallback are to use the same client rather than
  * copies of this logic.
  *
- * The forwarding itself is http-proxy-middleware's proxy server, obtained through its plugin API (loaded by
- * ./proxy-engine, so that it never calls a deprecated Node API); the client drives each attempt (target,
- * body, timeouts) so a failed attempt can go to another target.
+ * Requests are forwarded with node:http's own client on the pool's keep-alive agent (sendAttempt() below): the
+ * plan is final when it gets here, so what is left per request is what Node needs to send it and what the
+ * answer needs to be written back. That step used to go through http-proxy (http-proxy-middleware's engine),
+ * whose per-request work (options and headers copied twice, `url.parse`, a closure per listener) measured as the
+ * largest cost of the plain route that was not Node's HTTP itself (docs/performance.md, "The proxy engine").
+ * WebSocket upgrades still go through http-proxy-middleware's proxy server (loaded by ./proxy-engine, so that it
+ * never calls a deprecated Node API): they are not a per-request cost, and its socket handling is well proven.
+ * The client drives each attempt (target, body, timeouts) so a failed attempt can go to another target.
  */
-import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import http from 'node:http';
+import https from 'node:https';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, RequestOptions, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { createProxyMiddleware } from './proxy-engine';
 import type { Plugin } from './proxy-engine';
 import type { Span } from '@opentelemetry/api';
@@ -74,12 +81,18 @@ interface Exchange {
   /** The client driving it (for abortUpstream()). */
   client: UpstreamClient;
   fail: (err: GatewayError) => void;
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** The current attempt's answer is written by sendFiltered(), for a body filter; else it streams through as it is. */
+  selfHandle: boolean;
 }
 
 const EXCHANGE = Symbol('frontdoor.upstream.exchange');
 type ForwardedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
+/** An attempt's request carries its exchange, so that its listeners are shared functions, not closures per attempt. */
+type AttemptRequest = ClientRequest & { [EXCHANGE]?: Exchange };
 
-/** A target shaped as http-proxy reads it, computed once per target instead of parsing a URL per request. */
+/** A target as the upstream requests need it, computed once per target instead of parsing a URL per request. */
 interface ProxyTarget {
   protocol: string;
   hostname: string;
@@ -101,16 +114,10 @@ export function abortUpstream(req: IncomingMessage, err: GatewayError): boolean 
 }
 
 export class UpstreamClient {
-  private readonly server: Parameters<Plugin>[0];
+  /** http-proxy-middleware's proxy server, made at the first WebSocket upgrade (requests do not use it). */
+  private wsServer: Parameters<Plugin>[0] | undefined;
   private readonly proxyTargets: Map<UpstreamTarget, ProxyTarget>;
   private readonly baseOptions: { agent: unknown; changeOrigin: boolean; xfwd: false; secure: boolean };
-  /**
-   * http-proxy's options for a bodiless, unfiltered attempt on each target, made once: http-proxy copies them
-   * into its own object per request and never writes to them, so most requests allocate none.
-   */
-  private readonly plainOptions: Map<UpstreamTarget, object>;
-  /** onAttemptError bound once, instead of a closure per attempt. */
-  private readonly attemptErrorHandler: (err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse) => void;
 
   /** `preserveHost`: send the client's Host instead of the target's. */
   constructor(
@@ -120,18 +127,6 @@ export class UpstreamClient {
   ) {
     this.proxyTargets = new Map(pool.targets.map((target) => [target, toProxyTarget(target.url)]));
     this.baseOptions = { agent: pool.agent, changeOrigin: !options.preserveHost, xfwd: false, secure: options.tls?.rejectUnauthorized !== false };
-    this.plainOptions = new Map([...this.proxyTargets].map(([target, proxyTarget]) => [target, this.webOptions(proxyTarget, undefined, false)]));
-    this.attemptErrorHandler = (err, req, res) => this.onAttemptError(err, req, res);
-    // http-proxy-middleware's proxy server, with its default plugins ejected: frontdoor answers errors
-    // itself and wires the proxy events below.
-    let server!: Parameters<Plugin>[0];
-    const capture: Plugin = (proxyServer) => {
-      server = proxyServer;
-    };
-    createProxyMiddleware({ target: pool.targets[0].href, ejectPlugins: true, plugins: [capture] });
-    this.server = server;
-    server.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage) => this.onProxyRequest(proxyReq, req));
-    server.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => this.onProxyResponse(proxyRes, req, res));
   }
 
   /**
@@ -164,6 +159,9 @@ export class UpstreamClient {
       span: undefined,
       client: this,
       fail,
+      req,
+      res,
+      selfHandle: false,
     };
     (req as ForwardedRequest)[EXCHANGE] = exchange;
     // 'close' is emitted once: on() spares the once-wrapper and its state.
@@ -210,7 +208,7 @@ export class UpstreamClient {
     req.url = plan.url;
     req.headers = plan.headers;
     try {
-      this.server.ws(req, socket, head, {
+      this.proxyServer().ws(req, socket, head, {
         ...this.baseOptions,
         agent: false,
         target: this.proxyTargets.get(target) as never,
@@ -225,12 +223,28 @@ export class UpstreamClient {
     }
   }
 
-  /** Closes the proxy server; the pool belongs to whoever created it. */
+  /** Closes the WebSocket proxy server; the pool belongs to whoever created it. */
   close(): void {
-    this.server.close();
+    this.wsServer?.close();
   }
 
-  private onProxyRequest(proxyReq: ClientRequest, req: IncomingMessage): void {
+  /**
+   * http-proxy-middleware's proxy server for upgrades, with its default plugins ejected: frontdoor answers
+   * errors itself.
+   */
+  private proxyServer(): Parameters<Plugin>[0] {
+    if (this.wsServer) return this.wsServer;
+    let server!: Parameters<Plugin>[0];
+    const capture: Plugin = (proxyServer) => {
+      server = proxyServer;
+    };
+    createProxyMiddleware({ target: this.pool.targets[0].href, ejectPlugins: true, plugins: [capture] });
+    this.wsServer = server;
+    return server;
+  }
+
+  /** @internal The attempt's request has its socket, from the pool (connected) or new (connecting). */
+  onProxyRequest(proxyReq: ClientRequest, req: IncomingMessage): void {
     const exchange = (req as ForwardedRequest)[EXCHANGE];
     if (!exchange) return;
     if (exchange.done) {
@@ -238,8 +252,6 @@ export class UpstreamClient {
       return;
     }
     exchange.proxyReq = proxyReq;
-    // http-proxy emits 'proxyReq' from the request's 'socket' event: the socket is there, from the pool
-    // (connected) or new (connecting).
     const socket = proxyReq.socket;
     if (!socket?.connecting) return this.connected(req, exchange, proxyReq);
     const connectTimeout = this.limits.connectTimeout;
@@ -266,13 +278,16 @@ export class UpstreamClient {
     }
   }
 
-  private onProxyResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
-    const exchange = (req as ForwardedRequest)[EXCHANGE];
-    if (!exchange) return;
+  /**
+   * The upstream's response headers arrived: health, spans and observers hear of it, the response filters see
+   * it. Returns whether the answer goes on to the client as it is (false: a filter diverted it, it is
+   * self-handled, or the exchange was over already).
+   */
+  private onProxyResponse(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse, exchange: Exchange): boolean {
     if (exchange.timer) clearTimeout(exchange.timer);
     if (exchange.done) {
       proxyRes.destroy();
-      return;
+      return false;
     }
     exchange.responded = true;
     const status = proxyRes.statusCode ?? 502;
@@ -283,8 +298,7 @@ export class UpstreamClient {
     // The result's closure is made only for a request with observers (metrics()).
     if (context.upstreamObservers) reportUpstreamResult(context, () => ({ req, pool: this.pool, target: exchange.target.href, durationMs: performance.now() - exchange.attemptStartedAt, status }));
     scrubResponseHeaders(proxyRes.headers);
-    // The client's connection is the gateway's business, not the upstream's: say what Node will do with
-    // it (http-proxy would otherwise copy the upstream's value or default to keep-alive).
+    // The client's connection is the gateway's business, not the upstream's: say what Node will do with it.
     proxyRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
     // An upstream that dies mid-body must not leave the client waiting for the rest: abort it too.
     proxyRes.on('error', ignore);
@@ -292,7 +306,7 @@ export class UpstreamClient {
       if (!proxyRes.complete) res.destroy();
     });
     const filters = responseFiltersOf(req);
-    if (!filters) return;
+    if (!filters) return true;
     const response: FilteredResponse = { status, headers: proxyRes.headers };
     for (const filter of filters) {
       const refused = filter.divert?.(response, req);
@@ -300,7 +314,8 @@ export class UpstreamClient {
         // Nothing of this answer reaches the client; read it to the end so its connection can be reused.
         proxyRes.resume();
         this.finish(exchange);
-        return exchange.fail(refused);
+        exchange.fail(refused);
+        return false;
       }
     }
     for (const filter of filters) filter.headers?.(response, req);
@@ -309,7 +324,9 @@ export class UpstreamClient {
       proxyRes.statusMessage = ''; // the upstream's reason phrase belongs to its own status
     }
     // Self-handled (dispatch saw a filter asking for bodies): the filters that want this answer's body say so now.
-    if (selfHandled(filters)) sendFiltered(req, res, proxyRes, response, bodyFilters(filters, response, req), exchange.fail);
+    if (!exchange.selfHandle) return true;
+    sendFiltered(req, res, proxyRes, response, bodyFilters(filters, response, req), exchange.fail);
+    return false;
   }
 
   private finish(exchange: Exchange): void {
@@ -342,36 +359,97 @@ export class UpstreamClient {
     exchange.span = context.span ? startUpstreamSpan(req, target.url, req.method ?? 'GET', exchange.attempt, exchange.plan.headers, exchange.plan.url) : undefined;
     const timeout = this.limits.timeout;
     exchange.timer = timeout > 0 ? setTimeout(() => this.onResponseTimeout(req, exchange), timeout) : undefined;
-    // http-proxy builds the upstream request from req.url and req.headers, synchronously inside web(): they
-    // carry the plan for that call only, and the client's request is back as it was sent right after.
-    const clientUrl = req.url;
-    const clientHeaders = req.headers;
-    req.url = exchange.plan.url;
-    req.headers = exchange.plan.headers;
-    const body = exchange.plan.body;
     const filters = responseFiltersOf(req);
     // A filter that wants the body: the client answers itself (onProxyResponse), so it can buffer.
-    const selfHandle = filters !== undefined && selfHandled(filters);
-    const options = body || exchange.gate || selfHandle
-      ? this.webOptions(this.proxyTargets.get(target) as ProxyTarget, body ? Readable.from([body]) : exchange.gate, selfHandle)
-      : this.plainOptions.get(target);
+    exchange.selfHandle = filters !== undefined && selfHandled(filters);
+    let proxyReq: AttemptRequest;
     try {
-      this.server.web(req, res, options as never, this.attemptErrorHandler as never);
+      proxyReq = this.sendAttempt(req, exchange, this.proxyTargets.get(target) as ProxyTarget);
     } catch (err) {
       // http.request() throws synchronously on request data it refuses (e.g. an invalid header value).
       this.finish(exchange);
       this.attemptFailed(req, exchange, 'invalid_request');
       this.pool.release(target, exchange.trial);
       exchange.fail(new GatewayError('ERR_UPSTREAM_UNAVAILABLE', { detail: 'The request could not be sent to the upstream.', cause: err }));
-    } finally {
-      req.url = clientUrl;
-      req.headers = clientHeaders;
+      return;
     }
+    const body = exchange.plan.body;
+    if (body) proxyReq.end(body);
+    else if (exchange.gate) exchange.gate.pipe(proxyReq);
+    else proxyReq.end();
   }
 
-  /** http-proxy's options for an attempt on `target`; `buffer` is the body to send instead of reading the request. */
-  private webOptions(target: ProxyTarget, buffer: Readable | undefined, selfHandleResponse: boolean): object {
-    return { ...this.baseOptions, target, buffer, selfHandleResponse };
+  /**
+   * Starts one attempt's request on `target`: the plan's method, path and headers (with the target's Host
+   * unless `preserveHost`), on the pool's keep-alive agent. Its events go to shared listeners that find the
+   * exchange on the request.
+   */
+  private sendAttempt(req: IncomingMessage, exchange: Exchange, target: ProxyTarget): AttemptRequest {
+    const plan = exchange.plan;
+    // A copy: the plan stays as the features made it, for another attempt on another target.
+    const headers: IncomingHttpHeaders = { ...plan.headers };
+    if (this.baseOptions.changeOrigin) headers.host = target.host;
+    const method = req.method ?? 'GET';
+    // A DELETE or OPTIONS without a length says it has no body, as http-proxy did (some servers wait for one otherwise).
+    if ((method === 'DELETE' || method === 'OPTIONS') && !headers['content-length']) {
+      headers['content-length'] = '0';
+      delete headers['transfer-encoding'];
+    }
+    const options: RequestOptions & { rejectUnauthorized?: boolean } = {
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port,
+      method,
+      path: upstreamPath(target.path, plan.url),
+      headers,
+      agent: this.pool.agent,
+    };
+    const secure = target.protocol === 'https:';
+    if (secure) options.rejectUnauthorized = this.baseOptions.secure;
+    const proxyReq: AttemptRequest = (secure ? https : http).request(options);
+    proxyReq[EXCHANGE] = exchange;
+    proxyReq.on('socket', onAttemptSocket);
+    proxyReq.on('error', onAttemptRequestError);
+    proxyReq.on('response', onAttemptResponse);
+    return proxyReq;
+  }
+
+  /** @internal The attempt's answer arrived: written back to the client as it is, unless a filter or the exchange says otherwise. */
+  respond(proxyReq: AttemptRequest, proxyRes: IncomingMessage, exchange: Exchange): void {
+    const { req, res } = exchange;
+    if (exchange.proxyReq !== proxyReq && exchange.proxyReq !== undefined) {
+      proxyRes.destroy();
+      return;
+    }
+    if (!this.onProxyResponse(proxyRes, req, res, exchange)) return;
+    if (res.writableEnded) {
+      proxyRes.resume();
+      return;
+    }
+    if (!res.headersSent) {
+      const headers = proxyRes.headers;
+      // An HTTP/1.0 client cannot read a chunked body: Node ends the body by closing the connection instead.
+      if (req.httpVersion === '1.0') delete headers['transfer-encoding'];
+      for (const name in headers) {
+        const value = headers[name];
+        if (value !== undefined) res.setHeader(name, value);
+      }
+      res.statusCode = proxyRes.statusCode ?? 502;
+      if (proxyRes.statusMessage) res.statusMessage = proxyRes.statusMessage;
+    }
+    proxyRes.pipe(res);
+  }
+
+  /** @internal The attempt's request failed (refused, reset, timed out): retried elsewhere or answered. */
+  attemptRequestFailed(proxyReq: AttemptRequest, err: NodeJS.ErrnoException, exchange: Exchange): void {
+    const { req, res } = exchange;
+    // A reset caused by the client going away: its 'close' already ended the exchange.
+    if (req.socket.destroyed && err.code === 'ECONNRESET') {
+      proxyReq.destroy();
+      return;
+    }
+    if (exchange.proxyReq !== undefined && exchange.proxyReq !== proxyReq) return;
+    this.onAttemptError(err, req, res);
   }
 
   private onResponseTimeout(req: IncomingMessage, exchange: Exchange): void {
@@ -485,6 +563,31 @@ function sendFiltered(req: IncomingMessage, res: ServerResponse, proxyRes: Incom
   proxyRes.on('end', onEnd);
 }
 
+// The listeners of every attempt's request, shared: the exchange is on the request.
+function onAttemptSocket(this: AttemptRequest): void {
+  const exchange = this[EXCHANGE];
+  if (exchange) exchange.client.onProxyRequest(this, exchange.req);
+}
+
+function onAttemptResponse(this: AttemptRequest, proxyRes: IncomingMessage): void {
+  const exchange = this[EXCHANGE];
+  if (exchange) exchange.client.respond(this, proxyRes, exchange);
+  else proxyRes.resume();
+}
+
+function onAttemptRequestError(this: AttemptRequest, err: NodeJS.ErrnoException): void {
+  const exchange = this[EXCHANGE];
+  if (exchange) exchange.client.attemptRequestFailed(this, err, exchange);
+}
+
+/**
+ * The path the upstream gets: the target's base path, then the planned path and query (already normalised,
+ * so its slashes are single).
+ */
+function upstreamPath(base: string, url: string): string {
+  if (base === '') return url;
+  return url.startsWith('/') ? base + url : `${base}/${url}`;
+}
 
 function ignore(): void {}
 
