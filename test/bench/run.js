@@ -23,6 +23,9 @@
  *                      differ by more than a feature costs)
  *   BENCH_DIST         the build the rows load instead of ./dist (e.g. one built apart with
  *                      `npx tsc -p tsconfig.build.json --outDir .tmp/bench-dist`, so a shared dist/ is left alone)
+ *   BENCH_NODE         the Node.js that runs the gateway rows (the upstream and autocannon stay on this process's):
+ *                      a path to a `node` executable, or a pinned line (22, 24) installed from its npm package into
+ *                      the cache scripts/node-lines.js uses, e.g. BENCH_NODE=24 npm run bench. Every table names it.
  *   BENCH_BASELINE_DIST another build's dist/ directory (e.g. an older commit built in a git worktree): adds a row
  *                      `<row>@baseline` for every `frontdoor-*` row, the same app with frontdoor loaded from there,
  *                      e.g. BENCH_BASELINE_DIST=../wt-base/dist BENCH_ONLY=frontdoor-gateway@baseline,frontdoor-gateway
@@ -52,6 +55,18 @@ const INTERLEAVE_FILE = path.join(ROOT, '.tmp', 'bench-interleaved.json');
 const PROF_DIR = path.join(ROOT, '.tmp', 'bench-prof');
 /** The build the rows load (variants.js reads the same variable). */
 const DIST_USED = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.join(ROOT, 'dist');
+
+/** The Node.js of the gateway rows: BENCH_NODE (a path, or a pinned line installed on first use), else this process's. */
+const GATEWAY_NODE = resolveGatewayNode(process.env.BENCH_NODE);
+
+function resolveGatewayNode(value) {
+  if (!value) return { path: process.execPath, version: process.version };
+  const executable = /^\d+$/.test(value) ? path.join(require('../../scripts/node-lines').install(value), 'node') : path.resolve(value);
+  const run = spawnSync(executable, ['--version'], { encoding: 'utf8' });
+  const version = (run.stdout || '').trim();
+  if (run.status !== 0 || !/^v\d/.test(version)) throw new Error(`BENCH_NODE: ${executable} does not run as Node.js (${run.error ? run.error.message : (run.stderr || '').trim()})`);
+  return { path: executable, version };
+}
 
 function envNumber(name, fallback) {
   const raw = process.env[name];
@@ -190,12 +205,12 @@ async function machineBusy(ms) {
 }
 
 /** Starts `node <script> ...args` (pinned to `core` when possible) with an IPC channel. */
-function startChild(script, args, { core, nodeArgs = [], env = process.env }) {
+function startChild(script, args, { core, nodeArgs = [], env = process.env, node = process.execPath }) {
   const nodeArgv = [...nodeArgs, path.join(__dirname, script), ...args];
   const options = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env };
   const child = PINNING
-    ? spawn('taskset', ['-c', String(core), process.execPath, ...nodeArgv], options)
-    : spawn(process.execPath, nodeArgv, options);
+    ? spawn('taskset', ['-c', String(core), node, ...nodeArgv], options)
+    : spawn(node, nodeArgv, options);
   children.add(child);
   child.on('exit', () => children.delete(child));
   return child;
@@ -339,7 +354,7 @@ function upstreamCheck(variant, upstreamRequests, completed, periods) {
  * when the build of an `optional` row throws (a feature this build does not have yet).
  */
 async function startGateway(variant, upstreamPort, env, nodeArgs = []) {
-  const child = startChild('gateway.js', [variant.name, String(upstreamPort)], { core: 0, nodeArgs, env });
+  const child = startChild('gateway.js', [variant.name, String(upstreamPort)], { core: 0, nodeArgs, env, node: GATEWAY_NODE.path });
   let buildError;
   const onMessage = (m) => {
     if (m && m.type === 'build-failed') buildError = m.message;
@@ -846,6 +861,7 @@ async function main() {
     cpu: cpus[0] ? cpus[0].model.trim() : 'unknown',
     cores: cpus.length,
     node: process.version,
+    gatewayNode: GATEWAY_NODE.version,
     platform: `${os.platform()} ${os.release()}`,
     totalMemMB: Math.round(os.totalmem() / 1048576),
   };
@@ -853,7 +869,8 @@ async function main() {
     ? { gateway: 'core 0', upstream: 'core 1', loadGenerator: selfPinned ? 'core 1' : 'unpinned' }
     : { gateway: 'unpinned', upstream: 'unpinned', loadGenerator: 'unpinned', note: 'taskset unavailable or not permitted' };
 
-  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}`);
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.platform}`);
+  console.log(`node: gateway rows on ${machine.gatewayNode}${GATEWAY_NODE.path === process.execPath ? '' : ` (BENCH_NODE: ${GATEWAY_NODE.path})`}, upstream and autocannon on ${machine.node}`);
   console.log(`autocannon: ${settings.connections} connections, pipelining ${settings.pipelining}, ${settings.method} ${settings.path}, warm-up ${settings.warmup}s, ${interleaveSlices ? `interleaved: ${interleaveSlices} slices of ${sliceSeconds}s per row` : `measured ${settings.duration}s${rounds > 1 ? `, ${rounds} rounds` : ''}`}`);
   console.log(`pinning: gateway ${pinning.gateway}, upstream ${pinning.upstream}, autocannon ${pinning.loadGenerator}${pinning.note ? ` (${pinning.note})` : ''}`);
   console.log(`rows: ${selected.map((v) => v.name).join(', ')}${baselineDist ? `\n${BASELINE_SUFFIX} rows load frontdoor from ${baselineDist}` : ''}\n`);
@@ -884,7 +901,7 @@ async function main() {
     if (interleaveSlices) {
       if (runnable.length < selected.length) throw new Error('BENCH_INTERLEAVE: a row needs Redis, which is not installed');
       const result = interleavedReport(await runInterleaved(runnable, upstream, upstreamPort, env));
-      console.log(`\n${result.text}\n`);
+      console.log(`\nNode ${machine.gatewayNode} (gateway rows)\n${result.text}\n`);
       console.log(`units/s, latency and gw µs/unit: over all slices (a unit is a request, or a screen: see the unit column); upstr/req: upstream requests per completed client request; × ${runnable[0].name}: total units ÷ the reference's; slice median, q1–q3: of the per-slice-round ratios.`);
       if (result.comparisons.length) console.log('versus: a row against the row it stands in for (units, latency and CPU per unit; the slice ratios of adjacent slices).');
       for (const r of result.rows) if (r.stats) console.log(`${r.variant} stats: ${JSON.stringify(r.stats)}`);
@@ -915,6 +932,7 @@ async function main() {
 
   const rows = summarise(runs);
   console.log('');
+  console.log(`Node ${machine.gatewayNode} (gateway rows)`);
   console.log(table(rows));
   console.log('');
   console.log(`idle MB: gateway resident set before its first request; RSS MB: after the measured run; peak MB: highest 100 ms sample during it.`);

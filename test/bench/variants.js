@@ -279,6 +279,12 @@ const variants = [
     build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], trace: true, metrics: true, accessLog: { logger: nullLogger() } }, { telemetry: true }),
   },
   {
+    name: 'frontdoor-production',
+    description: 'the production profile: the gateway route with trace at sampleRatio 0.1 (one new trace in ten recorded and exported over OTLP/HTTP), metrics and access logs (pino to /dev/null)',
+    needs: ['otlp'],
+    build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], trace: true, metrics: true, accessLog: { logger: nullLogger() } }, { telemetry: true, sampleRatio: 0.1 }),
+  },
+  {
     name: 'frontdoor-cache-hit',
     description: "the plain route with cache: { ttl: '1m' } (memory store), filled before the run: every measured request is a hit",
     prime: 1,
