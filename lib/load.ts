@@ -6,8 +6,11 @@
 
 /** The lazily loaded modules and their types: a typo or a type that does not match fails to compile. */
 interface LazyModules {
-  '@opentelemetry/sdk-node': typeof import('@opentelemetry/sdk-node');
-  '@opentelemetry/sdk-trace-base': typeof import('@opentelemetry/sdk-trace-base');
+  '@opentelemetry/sdk-trace': typeof import('@opentelemetry/sdk-trace');
+  '@opentelemetry/context-async-hooks': typeof import('@opentelemetry/context-async-hooks');
+  '@opentelemetry/resources': typeof import('@opentelemetry/resources');
+  '@opentelemetry/propagator-b3': typeof import('@opentelemetry/propagator-b3');
+  '@opentelemetry/propagator-jaeger': typeof import('@opentelemetry/propagator-jaeger');
   '@opentelemetry/exporter-trace-otlp-http': typeof import('@opentelemetry/exporter-trace-otlp-http');
   '@opentelemetry/exporter-trace-otlp-proto': typeof import('@opentelemetry/exporter-trace-otlp-proto');
   '@opentelemetry/exporter-prometheus': typeof import('@opentelemetry/exporter-prometheus');

@@ -88,6 +88,11 @@ export interface OtlpReceiver {
   waitForSpans(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
   /** Resolves once at least `count` export requests arrived. */
   waitForExportRequests(count: number, timeoutMs?: number): Promise<void>;
+  /**
+   * Answers every request left hanging with `status` (400 by default: not retryable), so an exporter that
+   * was stuck on this receiver settles instead of retrying against a closed port after the test.
+   */
+  answerHanging(status?: number): void;
   /** Stops listening and destroys every connection (hung ones included). */
   close(): Promise<void>;
 }
@@ -310,6 +315,13 @@ export async function startOtlpReceiver(options: StartOtlpReceiverOptions = {}):
         if (Date.now() > deadline) throw new Error(`OTLP receiver: ${state.exportRequests} export requests within ${timeoutMs} ms, expected ${count}`);
         await sleep(20);
       }
+    },
+    answerHanging(status = 400) {
+      for (const res of hung) {
+        res.writeHead(status, { 'content-type': 'text/plain' });
+        res.end('released by the test');
+      }
+      hung.clear();
     },
     close: () =>
       new Promise<void>((resolve) => {

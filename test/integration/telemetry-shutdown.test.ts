@@ -33,6 +33,10 @@ it('shutdown() resolves within shutdownTimeout while the collector hangs, instea
   } finally {
     await app.close();
     await upstream.close();
+    // The abandoned export is still waiting on the collector: answer it (not retryable) so the exporter
+    // settles now rather than retrying for its 30 s after the test.
+    receiver.answerHanging();
+    await exporter.shutdown();
     await receiver.close();
     agent.destroy();
   }
