@@ -3,10 +3,12 @@
  * method, route, path, status, duration, upstream target, consumer id, bytes — with credentials
  * redacted. Pass your own pino logger to log where your app logs.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger as PinoLogger } from 'pino';
 import { redactCredentials } from '../lib/auth-headers';
 import { clientAddress } from '../lib/client-address';
 import { getContext, onResponseClose } from '../lib/context';
+import { ConfigError } from '../lib/errors';
 import { load } from '../lib/load';
 import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
 import { defineSchema, parseOptions } from '../lib/schema';
@@ -25,6 +27,45 @@ export interface AccessLogOptions {
   query?: boolean;
   /** More fields to redact, as pino paths, e.g. `['req.headers["x-session"]']`. Defaults to none. */
   redact?: string[];
+  /**
+   * How the default logger (no `logger` given) writes to stdout. `false`: as pino does by default, without
+   * blocking — lines that arrive while a write is under way go out together in the next one, and what is
+   * still waiting is written before the process exits (a normal exit, `process.exit()`, an uncaught exception,
+   * `frontdoor serve`'s shutdown on SIGTERM); a process killed outright (SIGKILL, the OOM killer) loses the
+   * lines not yet written, usually none and at most those of the requests that closed during the last write.
+   * `true`: one blocking write per line, so every line of a closed response is out even then; on a slow
+   * stdout the event loop waits for it. Not allowed with `logger`: set your logger's destination instead.
+   * Defaults to false.
+   */
+  sync?: boolean;
+}
+
+/** One access-log line as passed to pino (which adds `level`, `time`, `pid`, `hostname` and `msg`). */
+interface AccessLine {
+  requestId: string;
+  /** The SERVER span's trace id, when trace() runs. */
+  traceId?: string;
+  ip?: string;
+  method?: string;
+  route?: string;
+  /** Without the query string unless `query: true`. */
+  path?: string;
+  /** Only when the response was sent in full; otherwise `aborted: true`. */
+  status?: number;
+  aborted?: true;
+  durationMs?: number;
+  upstream?: string;
+  consumer?: string;
+  error?: string;
+  cache?: string;
+  cutover?: string;
+  fallback?: string;
+  /** The request's Content-Length, when it has one. */
+  bytesIn?: number;
+  /** Bytes written to the client's socket for this response, headers included. */
+  bytesOut?: number;
+  /** With `headers: true`, credentials redacted. */
+  req?: { headers: IncomingHttpHeaders };
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -42,6 +83,7 @@ export const accessLogSchema = defineSchema((z) =>
       headers: z.boolean({ error: 'must be true or false' }).default(false),
       query: z.boolean({ error: 'must be true or false' }).default(false),
       redact: z.array(z.string({ error: 'must be a pino path, e.g. \'req.headers["x-session"]\'' }), { error: 'must be a list of pino paths, e.g. [\'req.headers["x-session"]\'].' }).default([]),
+      sync: z.boolean({ error: 'must be true or false' }).optional(),
     },
     { error: 'must be an object of accessLog() options, e.g. { logger: pino() }.' },
   ),
@@ -57,7 +99,10 @@ export function accessLog(options: AccessLogOptions = {}, optionPrefix = ''): Mi
   // Credential headers are redacted when the headers are copied (the list grows with each authenticate(),
   // which pino's fixed paths could not follow); pino only redacts the caller's own paths.
   const redact = config.redact.length ? { paths: config.redact, censor: '[redacted]' } : undefined;
-  const logger = config.logger ? (redact ? config.logger.child({}, { redact }) : config.logger) : load('pino')(redact ? { redact } : {});
+  if (config.logger && config.sync !== undefined) {
+    throw new ConfigError(`"${optionPrefix}sync" applies to the default logger only; with "${optionPrefix}logger", set your logger's destination instead, e.g. pino(pino.destination({ sync: true })).`);
+  }
+  const logger = config.logger ? (redact ? config.logger.child({}, { redact }) : config.logger) : defaultLogger(config.sync ?? false, redact);
 
   return function accessLogMiddleware(req, res, next) {
     const context = getContext(req, res);
@@ -71,32 +116,45 @@ export function accessLog(options: AccessLogOptions = {}, optionPrefix = ''): Mi
     onResponseClose(context, res, function writeAccessLog() {
       const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
       const q = url.indexOf('?');
-      const spanContext = context.span?.spanContext();
-      const consumer = (req as { user?: { id?: string } }).user;
-      const line: Record<string, unknown> = {
-        requestId: context.requestId,
-        traceId: spanContext?.traceId,
-        ip: clientAddress(req),
-        method: req.method,
-        route: context.route ?? (req as { route?: { path?: string } }).route?.path,
-        path: withQuery || q === -1 ? url : url.slice(0, q),
-        status: res.writableFinished ? res.statusCode : undefined,
-        aborted: res.writableFinished ? undefined : true,
-        durationMs: Math.round((performance.now() - context.startedAt) * 1000) / 1000,
-        upstream: context.upstream,
-        consumer: consumer?.id,
-        error: context.errorCode,
-        cache: context.cache,
-        cutover: context.cutover,
-        fallback: context.fallback,
-        bytesIn: Number(req.headers['content-length'] ?? 0) || undefined,
-        bytesOut: socket.bytesWritten - bytesBefore,
-      };
+      // Only the fields that have a value, in the documented order: pino walks every key it is given, and
+      // about half of them are usually empty (a quarter of pino's time per line went to skipping them).
+      const line: AccessLine = { requestId: context.requestId };
+      const traceId = context.span?.spanContext().traceId;
+      if (traceId !== undefined) line.traceId = traceId;
+      line.ip = clientAddress(req);
+      line.method = req.method;
+      const route = context.route ?? (req as { route?: { path?: string } }).route?.path;
+      if (route !== undefined) line.route = route;
+      line.path = withQuery || q === -1 ? url : url.slice(0, q);
+      if (res.writableFinished) line.status = res.statusCode;
+      else line.aborted = true;
+      line.durationMs = Math.round((performance.now() - context.startedAt) * 1000) / 1000;
+      if (context.upstream !== undefined) line.upstream = context.upstream;
+      const consumer = (req as { user?: { id?: string } }).user?.id;
+      if (consumer !== undefined) line.consumer = consumer;
+      if (context.errorCode !== undefined) line.error = context.errorCode;
+      if (context.cache !== undefined) line.cache = context.cache;
+      if (context.cutover !== undefined) line.cutover = context.cutover;
+      if (context.fallback !== undefined) line.fallback = context.fallback;
+      const bytesIn = Number(req.headers['content-length'] ?? 0);
+      if (bytesIn) line.bytesIn = bytesIn;
+      line.bytesOut = socket.bytesWritten - bytesBefore;
       if (headers) line.req = { headers };
       logger[level](line, 'request');
     });
     next();
   };
+}
+
+/**
+ * pino on stdout. pino's own default destination is already asynchronous (a SonicBoom on fd 1 that pino
+ * flushes synchronously on exit, or process.stdout when something patched its write()); it is kept as is,
+ * and `sync: true` asks for a blocking SonicBoom instead.
+ */
+function defaultLogger(sync: boolean, redact: { paths: string[]; censor: string } | undefined): PinoLogger {
+  const pino = load('pino');
+  const options = redact ? { redact } : {};
+  return sync ? pino(options, pino.destination({ dest: 1, sync: true })) : pino(options);
 }
 
 /** The gateway option `accessLog`: accessLog() options or `true`; one line per routed request. */
