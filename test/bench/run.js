@@ -23,6 +23,10 @@
  *                      differ by more than a feature costs)
  *   BENCH_DIST         the build the rows load instead of ./dist (e.g. one built apart with
  *                      `npx tsc -p tsconfig.build.json --outDir .tmp/bench-dist`, so a shared dist/ is left alone)
+ *   BENCH_RATE         send this many requests per second in all (autocannon's overallRate) instead of as many as
+ *                      the gateway takes: every row then handles the same load, so "gw µs/unit" (the gateway's CPU
+ *                      per request) compares rows at equal batching — what a signal costs, on a machine too noisy
+ *                      for throughput ratios. Pick a rate every row sustains (the table's units/s shows it did)
  *   BENCH_NODE         the Node.js that runs the gateway rows (the upstream and autocannon stay on this process's):
  *                      a path to a `node` executable, or a pinned line (22, 24) installed from its npm package into
  *                      the cache scripts/node-lines.js uses, e.g. BENCH_NODE=24 npm run bench. Every table names it.
@@ -87,6 +91,8 @@ const settings = {
   warmup: envNumber('BENCH_WARMUP', 2),
   connections: Math.round(envNumber('BENCH_CONNECTIONS', 50)),
   pipelining: 1,
+  /** Requests per second in all (BENCH_RATE), or undefined: as fast as the gateway answers. */
+  rate: process.env.BENCH_RATE ? envNumber('BENCH_RATE', 0) : undefined,
   method: 'GET',
   path: REQUEST_PATH,
 };
@@ -414,6 +420,7 @@ async function load(port, duration, variant, latencies = new Latencies()) {
   const requests = requestsOf(variant);
   const [first] = requests;
   const options = { url: `http://127.0.0.1:${port}${first.path}`, connections: settings.connections, pipelining: settings.pipelining, duration, timeout: 10 };
+  if (settings.rate) options.overallRate = settings.rate;
   if (requests.length === 1) Object.assign(options, { method: first.method, headers: first.headers, body: first.body });
   else options.requests = requests.map(({ method, path: p, headers, body }) => ({ method, path: p, headers, body }));
   const instance = autocannon(options);
@@ -871,7 +878,7 @@ async function main() {
 
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.platform}`);
   console.log(`node: gateway rows on ${machine.gatewayNode}${GATEWAY_NODE.path === process.execPath ? '' : ` (BENCH_NODE: ${GATEWAY_NODE.path})`}, upstream and autocannon on ${machine.node}`);
-  console.log(`autocannon: ${settings.connections} connections, pipelining ${settings.pipelining}, ${settings.method} ${settings.path}, warm-up ${settings.warmup}s, ${interleaveSlices ? `interleaved: ${interleaveSlices} slices of ${sliceSeconds}s per row` : `measured ${settings.duration}s${rounds > 1 ? `, ${rounds} rounds` : ''}`}`);
+  console.log(`autocannon: ${settings.connections} connections, pipelining ${settings.pipelining}${settings.rate ? `, ${settings.rate} req/s in all (BENCH_RATE)` : ''}, ${settings.method} ${settings.path}, warm-up ${settings.warmup}s, ${interleaveSlices ? `interleaved: ${interleaveSlices} slices of ${sliceSeconds}s per row` : `measured ${settings.duration}s${rounds > 1 ? `, ${rounds} rounds` : ''}`}`);
   console.log(`pinning: gateway ${pinning.gateway}, upstream ${pinning.upstream}, autocannon ${pinning.loadGenerator}${pinning.note ? ` (${pinning.note})` : ''}`);
   console.log(`rows: ${selected.map((v) => v.name).join(', ')}${baselineDist ? `\n${BASELINE_SUFFIX} rows load frontdoor from ${baselineDist}` : ''}\n`);
 
