@@ -56,7 +56,8 @@ export function trace(options: TraceOptions = {}, optionPrefix = ''): Middleware
     );
     context.span = span;
     context.traceContext = otelTrace.setSpan(parent, span);
-    onResponseClose(context, res, function endServerSpan() {
+    // An unsampled span records nothing: no need to hear the response's end (most requests, at production sampling).
+    if (span.isRecording()) onResponseClose(context, res, function endServerSpan() {
       const route = context.route ?? (req as { route?: { path?: string } }).route?.path;
       if (route) {
         span.setAttribute('http.route', route);
