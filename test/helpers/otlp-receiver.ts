@@ -2,7 +2,7 @@
  * A real OTLP/HTTP trace receiver on an ephemeral 127.0.0.1 port: accepts `POST /v1/traces` with JSON
  * bodies (`@opentelemetry/exporter-trace-otlp-http`) or protobuf (`-otlp-proto`; gzip accepted too), decodes
  * resourceSpans → scopeSpans → spans with ids normalised to lowercase hex, and can play a broken
- * collector: answer 503 or never answer at all.
+ * collector: answer 503 or never answer at all. Other requests (OTLP metrics or logs) are recorded and refused.
  */
 import http from 'node:http';
 import protobuf from 'protobufjs';
@@ -81,6 +81,8 @@ export interface OtlpReceiver {
   readonly contentTypes: string[];
   /** POST /v1/traces requests received in any mode (export attempts, retries included). */
   readonly exportRequests: number;
+  /** `METHOD /path` of every request that was not an OTLP trace export (metrics, logs…), answered 404. */
+  readonly otherRequests: string[];
   /** Requests received while hanging that are still unanswered. */
   readonly hanging: number;
   mode: ReceiverMode;
@@ -232,12 +234,14 @@ export async function startOtlpReceiver(options: StartOtlpReceiverOptions = {}):
   const hung = new Set<http.ServerResponse>();
   const state = { exportRequests: 0 };
   const contentTypes: string[] = [];
+  const otherRequests: string[] = [];
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== '/v1/traces') {
+        otherRequests.push(`${req.method} ${req.url}`);
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end('not found');
         return;
@@ -291,6 +295,7 @@ export async function startOtlpReceiver(options: StartOtlpReceiverOptions = {}):
     port,
     spans,
     contentTypes,
+    otherRequests,
     get exportRequests() {
       return state.exportRequests;
     },
