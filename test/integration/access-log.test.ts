@@ -7,7 +7,7 @@
 import http from 'node:http';
 import express from 'express';
 import pino from 'pino';
-import { gateway } from '../../index';
+import { accessLog, gateway } from '../../index';
 import { listen, rawRequest, RunningApp } from '../helpers/app';
 import { captureStream, linesFor } from '../helpers/logs';
 import { closedPort, startUpstream, Upstream } from '../helpers/upstream';
@@ -207,5 +207,10 @@ describe('access log (express 5)', () => {
     expect(extra).toEqual([]);
     expect(line).toMatchObject({ requestId: 'log-aborted', route: 'hanging', aborted: true, upstream: hanging.url });
     expect(line.status).toBeUndefined();
+  });
+
+  it('refuses sync together with a logger of one’s own: its destination is the user’s to choose', () => {
+    expect(() => accessLog({ logger: pino({}, main.stream), sync: true })).toThrow(/"sync" applies to the default logger only; with "logger", set your logger's destination instead/);
+    expect(() => gateway({ accessLog: { logger: pino({}, main.stream), sync: false }, routes: [] })).toThrow(/"accessLog\.sync" applies to the default logger only/);
   });
 });
