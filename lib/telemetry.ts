@@ -25,14 +25,20 @@ const MAX_BAGGAGE = 8192;
 // Version 00 exactly (55 chars); other versions may append fields but never exceed a sane size.
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\s]*)?$/;
 
+/** An incoming header of another propagator (B3, Jaeger…) longer than this is ignored. */
+const MAX_OTHER_FIELD = 512;
+
 /**
  * Reads the incoming trace context, rejecting what W3C Trace Context says to ignore: wrong lengths, zero
  * ids, version ff, extra fields on version 00, oversized or duplicated headers (Node joins duplicates
- * with ", "). The incoming headers are then removed: the upstream gets the gateway's own, never these as sent.
+ * with ", "). With an app's own propagator (B3, Jaeger…), its headers are read too, bounded in size. The
+ * incoming headers are then removed: the upstream gets the gateway's own, never these as sent.
  */
 export function extractIncoming(req: IncomingMessage): Context {
   const headers = req.headers;
-  if (headers.traceparent === undefined && headers.baggage === undefined) {
+  const propagator = activePropagator();
+  const others = propagator === w3c ? undefined : otherFields();
+  if (headers.traceparent === undefined && headers.baggage === undefined && !others?.some((field) => headers[field] !== undefined)) {
     // Nothing to continue (a tracestate alone means nothing): a new trace, without a propagator round trip.
     if (headers.tracestate !== undefined) delete headers.tracestate;
     return ROOT_CONTEXT;
@@ -56,10 +62,22 @@ export function extractIncoming(req: IncomingMessage): Context {
   const baggage = headers.baggage;
   if (typeof baggage === 'string' && baggage.length <= MAX_BAGGAGE) carrier.baggage = baggage;
   for (const name of TRACE_HEADERS) delete headers[name];
-  return activePropagator().extract(ROOT_CONTEXT, carrier, {
+  if (others) {
+    for (const field of others) {
+      const value = headers[field];
+      if (typeof value === 'string' && value.length <= MAX_OTHER_FIELD) carrier[field] = value;
+      delete headers[field];
+    }
+  }
+  return propagator.extract(ROOT_CONTEXT, carrier, {
     get: (c, key) => (c as Record<string, string>)[key],
     keys: (c) => Object.keys(c as object),
   });
+}
+
+/** The headers the app's propagator reads besides W3C's (`b3`, `x-b3-traceid`, `uber-trace-id`…), lower-cased. */
+function otherFields(): string[] {
+  return propagation.fields().map((field) => field.toLowerCase()).filter((field) => !(TRACE_HEADERS as readonly string[]).includes(field));
 }
 
 const HEADER_SETTER = {

@@ -48,7 +48,9 @@ const gw = gateway({ trace: true, routes: [{ path: '/api/orders', upstream: proc
 const app = express();
 app.use(gw);
 const server = app.listen(0, '127.0.0.1', () => {
-  http.get({ host: '127.0.0.1', port: server.address().port, path: '/api/orders/1', agent: false }, (res) => {
+  // FD_REQUEST_HEADERS: JSON of headers the request carries (an incoming trace context, say).
+  const headers = process.env.FD_REQUEST_HEADERS ? JSON.parse(process.env.FD_REQUEST_HEADERS) : {};
+  http.get({ host: '127.0.0.1', port: server.address().port, path: '/api/orders/1', agent: false, headers }, (res) => {
     res.resume();
     res.on('end', async () => {
       server.close();

@@ -111,7 +111,7 @@ describe('the packed tarball', () => {
       '-e',
       [
         "const f = require('frontdoor-gateway');",
-        "const heavy = ['@opentelemetry/sdk-node', '@opentelemetry/sdk-metrics', '@opentelemetry/exporter-prometheus', 'ioredis', 'jose', 'passport-jwt', 'pino', 'yaml', 'zod', 'fast-xml-parser', '@grpc/grpc-js', '@grpc/proto-loader'];",
+        "const heavy = ['@opentelemetry/sdk-trace', '@opentelemetry/exporter-trace-otlp-proto', '@opentelemetry/sdk-metrics', '@opentelemetry/exporter-prometheus', 'ioredis', 'jose', 'passport-jwt', 'pino', 'yaml', 'zod', 'fast-xml-parser', '@grpc/grpc-js', '@grpc/proto-loader'];",
         "const loaded = () => heavy.filter((name) => Object.keys(require.cache).some((file) => file.includes(`/node_modules/${name}/`)));",
         "const atImport = loaded();",
         "f.accessLog();",

@@ -117,6 +117,20 @@ describe('what setupTelemetry() starts', () => {
     expect(headers.traceparent).toBeUndefined();
   });
 
+  it('with OTEL_PROPAGATORS=b3: an incoming B3 context is continued, and the upstream gets the gateway\'s own B3, not the one sent', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const parentSpanId = '00f067aa0ba902b7';
+    const out = await runChild({ OTEL_PROPAGATORS: 'b3', FD_REQUEST_HEADERS: JSON.stringify({ b3: `${traceId}-${parentSpanId}-1` }) });
+    expect(out.status).toBe(200);
+    const spans = await receiver.waitForSpans((all) => serverSpanOf(out.requestId)(all) !== undefined);
+    const server = serverSpanOf(out.requestId)(spans) as ReceivedSpan;
+    expect(server.traceId).toBe(traceId);
+    expect(server.parentSpanId).toBe(parentSpanId);
+    const b3 = upstreamRequest(out.requestId).headers.b3 as string;
+    expect(b3).toMatch(new RegExp(`^${traceId}-[0-9a-f]{16}-1$`));
+    expect(b3).not.toContain(parentSpanId);
+  });
+
   it('with OTEL_SDK_DISABLED=true: nothing is started, loaded or exported; the gateway still serves', async () => {
     const before = receiver.exportRequests;
     const out = await runChild({ OTEL_SDK_DISABLED: 'true' });
