@@ -38,7 +38,7 @@ function judge(results, windows) {
   const unexplained = [];
   const explainedBy = {};
   for (const r of results) {
-    const phase = phaseOf(r.start, windows);
+    const phase = phaseOf(r.start, r.end, windows);
     const cls = classOf(r.label);
     (byPhase[phase] ??= {})[cls] = (byPhase[phase][cls] || 0) + 1;
     (byKind[r.kind] ??= {})[r.label] = (byKind[r.kind][r.label] || 0) + 1;

@@ -15,6 +15,7 @@
 const net = require('node:net');
 const path = require('node:path');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
+const v8 = require('node:v8');
 const { UPSTREAM_LIMITS } = require('./schedule');
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -139,12 +140,16 @@ function sample(detail) {
   eld.reset();
   global.gc();
   const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
+  // Committed size per V8 heap space: tells a young generation that grew (V8's sizing) from old objects kept.
+  const spaces = {};
+  for (const space of v8.getHeapSpaceStatistics()) spaces[space.space_name.replace(/_space$/, '')] = { size: space.space_size, used: space.space_used_size };
   const resources = {};
   for (const type of process.getActiveResourcesInfo()) resources[type] = (resources[type] || 0) + 1;
   server.getConnections((err, connections) => {
     process.send({
       type: 'sample',
       memory: { rss, heapUsed, heapTotal, external, arrayBuffers },
+      spaces,
       loop,
       connections: err ? -1 : connections,
       sockets: resources.TCPSocketWrap || 0,

@@ -77,11 +77,14 @@ function explainers(label, startMs, endMs, windows) {
   return windows.filter((w) => kinds.includes(w.mode) && startMs <= w.end + (w.mode === 'redis' ? GRACE.redis : GRACE.upstream) && endMs >= w.start);
 }
 
-/** The phase a request started in, for the per-phase tables: redis-outage, upstream-fault, or steady. */
-function phaseOf(startMs, windows) {
-  const inWindow = (w) => startMs >= w.start && startMs <= w.end + (w.mode === 'redis' ? GRACE.redis : GRACE.upstream);
-  if (windows.some((w) => w.mode === 'redis' && inWindow(w))) return 'redis-outage';
-  if (windows.some((w) => w.mode !== 'redis' && inWindow(w))) return 'upstream-fault';
+/**
+ * The phase of an outcome between `startMs` and `endMs`, for the per-phase tables: `redis-outage` or
+ * `upstream-fault` when it overlaps such a window (or its grace after it), else `steady`.
+ */
+function phaseOf(startMs, endMs, windows) {
+  const overlaps = (w) => startMs <= w.end + (w.mode === 'redis' ? GRACE.redis : GRACE.upstream) && endMs >= w.start;
+  if (windows.some((w) => w.mode === 'redis' && overlaps(w))) return 'redis-outage';
+  if (windows.some((w) => w.mode !== 'redis' && overlaps(w))) return 'upstream-fault';
   return 'steady';
 }
 
