@@ -184,7 +184,7 @@ export class UpstreamClient {
   abort(req: IncomingMessage, exchange: Exchange, err: GatewayError): boolean {
     if (exchange.done) return false;
     this.finish(exchange);
-    if (exchange.gate) req.unpipe(exchange.gate);
+    drainBody(req, exchange);
     exchange.proxyReq?.destroy();
     if (!exchange.responded) {
       this.pool.release(exchange.target, exchange.trial);
@@ -202,22 +202,52 @@ export class UpstreamClient {
     const target = this.pool.pick(req);
     if (!target) return rejectUpgrade(socket, 503, 'Service Unavailable');
     const trial = target.state === 'ejected';
+    // The handshake's verdict reaches the pool as a request's does: a 101 or an answer below 500 is a success (it
+    // ends an ejected target's trial), an error or a 5xx a failure, a client gone first frees the trial slot.
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const verdict = (ok: boolean | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (ok === true) this.pool.reportSuccess(target);
+      else if (ok === false) this.noteFailure(req, target, trial);
+      else this.pool.release(target, trial);
+    };
+    const server = this.proxyServer();
+    // http-proxy emits 'proxyReqWs' synchronously inside ws(), for this request only while the listener is on.
+    const onProxyReq = (proxyReq: ClientRequest, forReq: IncomingMessage): void => {
+      if (forReq !== req) return;
+      proxyReq.once('upgrade', (_res: IncomingMessage, proxySocket: Duplex) => {
+        verdict(true);
+        // Either side gone ends the other: left to http-proxy, the client's socket can stay paused and
+        // half-open after the upstream's reset, never reading the client's FIN.
+        proxySocket.once('close', () => socket.destroy());
+        socket.once('close', () => proxySocket.destroy());
+      });
+      proxyReq.once('response', (res: IncomingMessage) => verdict((res.statusCode ?? 502) < 500));
+      socket.once('close', () => verdict(undefined));
+      // A handshake the upstream never answers is a timeout (504), as a request's response would be.
+      if (this.limits.timeout > 0) timer = setTimeout(() => proxyReq.destroy(responseTimeoutError()), this.limits.timeout);
+    };
+    server.on('proxyReqWs', onProxyReq as never);
     // As for requests: the plan is on req only while http-proxy builds the upstream request.
     const clientUrl = req.url;
     const clientHeaders = req.headers;
     req.url = plan.url;
     req.headers = plan.headers;
     try {
-      this.proxyServer().ws(req, socket, head, {
+      server.ws(req, socket, head, {
         ...this.baseOptions,
         agent: false,
         target: this.proxyTargets.get(target) as never,
         ssl: target.url.protocol === 'https:' ? (this.options.tls as never) : undefined,
       }, ((err: NodeJS.ErrnoException) => {
-        this.noteFailure(req, target, trial);
+        verdict(false);
         if (!socket.destroyed) rejectUpgrade(socket, attemptError(err).gatewayError.status, 'Bad Gateway');
       }) as never);
     } finally {
+      server.off('proxyReqWs', onProxyReq as never);
       req.url = clientUrl;
       req.headers = clientHeaders;
     }
@@ -494,6 +524,7 @@ export class UpstreamClient {
       }
     }
     this.finish(exchange);
+    drainBody(req, exchange);
     exchange.fail(error.gatewayError);
   }
 }
@@ -504,6 +535,18 @@ function expectedByFilters(req: IncomingMessage, status: number, proxyRes: Incom
   if (!filters) return false;
   const response = { status, headers: proxyRes.headers };
   return filters.some((filter) => filter.expected?.(response, req) === true);
+}
+
+/**
+ * The client's body stops going to a failed attempt. Once it had started flowing there, the rest is read and
+ * dropped: left paused on a keep-alive connection, it would keep the next request on that connection from ever
+ * being read (Node discards an unread body itself only when nobody started reading it). A body that never
+ * started flowing is left as it is, for whoever answers next (fallback() hands it to the app).
+ */
+function drainBody(req: IncomingMessage, exchange: Exchange): void {
+  if (!exchange.gate) return;
+  req.unpipe(exchange.gate);
+  if (exchange.connected && !req.complete) req.resume();
 }
 
 /**
