@@ -2,7 +2,8 @@
  * bodyLimit(): the largest request body a route accepts. A declared Content-Length over the limit is a 413
  * before anything is read or forwarded; a chunked body is counted as it streams (never buffered), and the
  * chunk that passes the limit ends the exchange: the upstream's request is aborted, so it never gets a
- * complete body, and the client gets the 413.
+ * complete body, and the client gets the 413. After a 413 the connection closes, but only once the client had
+ * time to read it: the rest of the body is read and dropped for a bounded while (see LINGER).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ByteSize } from '../lib/byte-size';
@@ -39,9 +40,62 @@ const settingsSchema = defineSchema((z) =>
 /** The whole option as a config file may write it (`'1mb'`, `{ max: '1mb' }`, `false`); bodyLimit() checks it by hand for clearer messages. */
 export const bodyLimitSchema = defineSchema((z) => z.union([z.literal(false), byteSize(z), settingsSchema()]));
 
-/** Refusals carry `Connection: close`: the rest of the body is not read, so the connection cannot be reused. */
+/**
+ * How long, and how much, the rest of a refused body is read and dropped after the 413 before the connection
+ * closes (whichever comes first; the client closing its side, or its body ending, ends it sooner). RFC 9112
+ * §9.6: a server that closes right after its answer, with the client's body still arriving, makes its TCP stack
+ * answer those bytes with a reset, and a client still writing its body then gets EPIPE/ECONNRESET instead of
+ * the 413 it had not read yet. Bounded: a client streaming forever does not keep the socket.
+ */
+export const LINGER = { ms: 1_000, bytes: 4 * 1024 * 1024, /** how often the byte count is looked at */ checkMs: 50 } as const;
+
+/** Refusals carry `Connection: close`: the rest of the body is not forwarded, so the connection cannot be reused. */
 function tooLarge(max: number): GatewayError {
   return new GatewayError('ERR_BODY_TOO_LARGE', { detail: `The request body is larger than ${max} bytes.`, headers: { Connection: 'close' } });
+}
+
+/** Refuses `req`'s body: answers the 413 (or hands it on), then lets the connection linger once the answer is out. */
+function refuse(onError: ErrorMode, req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void, max: number): void {
+  lingerAfterAnswer(req, res);
+  respondOrNext(onError, req, res, next, tooLarge(max));
+}
+
+/**
+ * Once the answer is written: when Node is closing the connection (`Connection: close`) with the body not read
+ * to its end, it would destroy the socket as soon as the answer is flushed. Instead the write side alone is
+ * closed (Node already did that), the rest of the body is read and dropped, and the socket is destroyed when the
+ * body ends, the client closes, or LINGER runs out (the byte bound is checked every LINGER.checkMs, so it is
+ * passed by what a client sends in that time). Node's pending destroy is the 'finish' listener its
+ * `destroySoon()` adds; if a Node version closes differently, removing it is a no-op and the socket closes as before.
+ */
+function lingerAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  res.once('finish', () => {
+    const socket = req.socket;
+    if (req.complete || socket.destroyed || !socket.writableEnded) return;
+    socket.removeListener('finish', socket.destroy);
+    // Counted on the socket: Node drops a dumped body in its parser, without 'data' events.
+    const readBefore = socket.bytesRead;
+    const done = () => {
+      clearTimeout(timer);
+      clearInterval(meter);
+      req.off('end', done);
+      socket.off('end', done);
+      socket.off('close', done);
+      if (socket.destroyed) return;
+      if (socket.writableFinished) socket.destroy();
+      else socket.once('finish', () => socket.destroy());
+    };
+    const timer = setTimeout(done, LINGER.ms);
+    const meter = setInterval(() => {
+      if (socket.bytesRead - readBefore >= LINGER.bytes) done();
+    }, LINGER.checkMs);
+    timer.unref();
+    meter.unref();
+    req.once('end', done);
+    socket.once('end', done);
+    socket.once('close', done);
+    req.resume();
+  });
 }
 
 /**
@@ -59,7 +113,7 @@ export function bodyLimit(options: BodyLimitOptions, optionPrefix = ''): Middlew
 
   return function bodyLimitMiddleware(req, res, next) {
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > max) return respondOrNext(onError, req, res, next, tooLarge(max));
+    if (declared !== undefined && Number(declared) > max) return refuse(onError, req, res, next, max);
     if (req.readableEnded) {
       // A body parser before us read it: its size is known.
       let size = 0;
@@ -93,10 +147,13 @@ function countAsItStreams(req: IncomingMessage, res: ServerResponse, max: number
     if (size <= max) return;
     stop();
     const err = tooLarge(max);
+    lingerAfterAnswer(req, res);
     // Streaming to an upstream: the upstream client aborts that request and answers through its error path.
     if (abortUpstream(req, err)) return;
-    // Another reader (the app's own handlers): stop feeding it, and answer here.
+    // Another reader (the app's own handlers): it hears no more of the body, not even its end (it would answer
+    // a request already answered), and the 413 is sent here.
     req.unpipe();
+    for (const event of ['data', 'readable', 'end'] as const) req.removeAllListeners(event);
     req.pause();
     sendProblem(req, res, err);
   };

@@ -4,15 +4,17 @@
  * complete body); bodies at the limit pass; the gateway-wide default; mistakes fail at construction.
  */
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
 import { ConfigError, gateway, proxy } from '../../index';
 import type { Gateway, GatewayOptions, ProxyMiddleware } from '../../index';
-import { bodyLimit, bodyLimitSchema } from '../../middleware/body-limit';
+import { bodyLimit, bodyLimitSchema, LINGER } from '../../middleware/body-limit';
 import { listen, rawRequest, RunningApp } from '../helpers/app';
 import { expectProblem } from '../helpers/problem';
+import { parseResponse, RawResponse } from '../helpers/raw';
 import { hmacSecret } from '../helpers/tokens';
-import { settle, waitFor } from '../helpers/wait';
+import { settle, sleep, waitFor } from '../helpers/wait';
 
 const LIMIT = 1000;
 
@@ -80,6 +82,62 @@ function chunkedUpload(port: number, path: string, headers: Record<string, strin
   return { write: (bytes: number) => req.write(Buffer.alloc(bytes, 'x')), end: () => req.end(), destroy: () => req.destroy(), response };
 }
 
+/** How a raw upload past the limit ended: the answer read (if any), the socket error met, and when. */
+interface RawUpload {
+  answer: RawResponse;
+  error?: string;
+  /** Body bytes the client wrote. */
+  written: number;
+  /** ms from the first byte of the answer to the socket's close (undefined without an answer). */
+  closedAfterAnswer?: number;
+}
+
+/**
+ * A client that goes on sending its body after the limit, as uploaders do (they read the answer when they are
+ * done writing, or between writes): `chunk` bytes every `gapMs` (0: as fast as the socket takes them) while
+ * `writeMs` lasts, reading nothing meanwhile when `readLate`, then reads and closes its side; the (chunked) body
+ * ends after `writeMs` when `end`, otherwise it never does (a client that would stream forever).
+ */
+function uploadPastTheLimit(
+  port: number,
+  path: string,
+  options: { chunked: boolean; writeMs: number; gapMs: number; chunk: number; readLate: boolean; end: boolean },
+): Promise<RawUpload> {
+  return new Promise((resolve) => {
+    // Half-open allowed: the gateway's FIN after its 413 does not end the client's side; the client ends it when done.
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const received: Buffer[] = [];
+    let error: string | undefined;
+    let written = 0;
+    let answeredAt: number | undefined;
+    if (options.readLate) socket.pause();
+    socket.on('data', (chunk: Buffer) => {
+      answeredAt ??= Date.now();
+      received.push(chunk);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => (error ??= err.code ?? err.message));
+    socket.on('close', () =>
+      resolve({ answer: parseResponse(Buffer.concat(received).toString('latin1'), true), error, written, closedAfterAnswer: answeredAt === undefined ? undefined : Date.now() - answeredAt }),
+    );
+    const frame = (bytes: Buffer) => (options.chunked ? Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes, Buffer.from('\r\n')]) : bytes);
+    socket.on('connect', async () => {
+      const length = options.chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${100 * 1024 * 1024}`;
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n${length}\r\n\r\n`);
+      const chunk = Buffer.alloc(options.chunk, 'x');
+      const started = Date.now();
+      while (!socket.destroyed && socket.writable && Date.now() - started < options.writeMs) {
+        written += chunk.length;
+        const flushed = socket.write(frame(chunk));
+        if (options.gapMs > 0) await sleep(options.gapMs);
+        else if (!flushed) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+      }
+      if (options.end && socket.writable && options.chunked) socket.write('0\r\n\r\n');
+      socket.resume();
+      if (socket.writable) socket.end();
+    });
+  });
+}
+
 const secret = hmacSecret();
 
 describe('bodyLimit()', () => {
@@ -87,6 +145,8 @@ describe('bodyLimit()', () => {
   let app: RunningApp;
   let gw: Gateway;
   let alone: ProxyMiddleware;
+  /** Bodies that ended for the app's handler after the gateway had answered them (it must hear no more). */
+  let lateEnds = 0;
 
   beforeAll(async () => {
     upstream = await startRecordingUpstream();
@@ -110,7 +170,10 @@ describe('bodyLimit()', () => {
     const readItAll = (req: express.Request, res: express.Response) => {
       let received = 0;
       req.on('data', (chunk: Buffer) => (received += chunk.length));
-      req.on('end', () => res.json({ received }));
+      req.on('end', () => {
+        if (res.headersSent) lateEnds += 1;
+        else res.json({ received });
+      });
     };
     server.post('/monolith', readItAll);
     server.use('/handler', bodyLimit(LIMIT), readItAll);
@@ -206,6 +269,47 @@ describe('bodyLimit()', () => {
     const ok = await fits.response;
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body)).toEqual({ received: 1000 });
+  });
+
+  describe('a client still sending its body when the 413 comes (RFC 9112 §9.6)', () => {
+    // Before the 413 path read the rest of the body, this client got EPIPE and never saw the 413: the gateway
+    // closed the socket with the body still arriving, and its TCP stack answered those bytes with a reset.
+    it.each([
+      ['a declared size, through the proxy', '/route', false],
+      ['a chunked body, through the proxy', '/route', true],
+      ['a chunked body, through proxy() alone', '/alone', true],
+      ['a chunked body, to the app\'s own handler', '/handler', true],
+    ])('reads its 413: %s', async (_label, path, chunked) => {
+      const upload = await uploadPastTheLimit(app.port, path, { chunked, writeMs: 200, gapMs: 5, chunk: 16 * 1024, readLate: true, end: false });
+      expect(upload.error).toBeUndefined();
+      expectProblem({ status: upload.answer.status, headers: upload.answer.headers, body: upload.answer.body }, 413, 'ERR_BODY_TOO_LARGE');
+      expect(upload.answer.headers.connection).toBe('close');
+    });
+
+    it('the app\'s own handler hears nothing of the body after the 413, not even its end', async () => {
+      const before = lateEnds;
+      const upload = await uploadPastTheLimit(app.port, '/handler', { chunked: true, writeMs: 50, gapMs: 5, chunk: 600, readLate: false, end: true });
+      expect(upload.answer.status).toBe(413);
+      // The body ended within the linger: the connection closed then, well before LINGER.ms.
+      expect(upload.closedAfterAnswer).toBeLessThan(LINGER.ms / 2);
+      await settle();
+      expect(lateEnds).toBe(before);
+    });
+
+    it('is bounded in time: a client that never stops sending is closed LINGER.ms after its 413', async () => {
+      const upload = await uploadPastTheLimit(app.port, '/route', { chunked: true, writeMs: 3 * LINGER.ms, gapMs: 10, chunk: 1024, readLate: false, end: false });
+      expect(upload.answer.status).toBe(413);
+      expect(upload.closedAfterAnswer).toBeGreaterThanOrEqual(LINGER.ms - 50);
+      expect(upload.closedAfterAnswer).toBeLessThan(LINGER.ms + 1_000);
+    });
+
+    it('is bounded in bytes: a client sending fast is closed once LINGER.bytes were dropped, before LINGER.ms', async () => {
+      const upload = await uploadPastTheLimit(app.port, '/route', { chunked: false, writeMs: 3 * LINGER.ms, gapMs: 0, chunk: 64 * 1024, readLate: false, end: false });
+      expect(upload.answer.status).toBe(413);
+      expect(upload.closedAfterAnswer).toBeLessThan(LINGER.ms - 200);
+      // At least LINGER.bytes went by (more: the count is looked at every LINGER.checkMs).
+      expect(upload.written).toBeGreaterThanOrEqual(LINGER.bytes);
+    });
   });
 
   it('keeps serving after refusals', async () => {
