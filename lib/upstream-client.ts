@@ -244,7 +244,8 @@ export class UpstreamClient {
         ssl: target.url.protocol === 'https:' ? (this.options.tls as never) : undefined,
       }, ((err: NodeJS.ErrnoException) => {
         verdict(false);
-        if (!socket.destroyed) rejectUpgrade(socket, attemptError(err).gatewayError.status, 'Bad Gateway');
+        const status = attemptError(err).gatewayError.status;
+        if (!socket.destroyed) rejectUpgrade(socket, status, http.STATUS_CODES[status] ?? 'Bad Gateway');
       }) as never);
     } finally {
       server.off('proxyReqWs', onProxyReq as never);
