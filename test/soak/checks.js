@@ -65,11 +65,6 @@ function growth(samples, warmupMs, field) {
   return { start, end, ratio: (end - start) / start, samples: after.length, perEnd: k };
 }
 
-/** V8's committed young generation (new space) in a sample, 0 when the sample has no space statistics. */
-function youngGeneration(sample) {
-  return (sample.spaces && sample.spaces.new && sample.spaces.new.size) || 0;
-}
-
 /** The checks, each `{ name, ok, detail }`; the run fails when one is not ok. */
 function checks({ gateways, verdicts, load, rateLimit, plan }) {
   const out = [];
@@ -79,20 +74,12 @@ function checks({ gateways, verdicts, load, rateLimit, plan }) {
   const growthLines = [];
   let growthOk = true;
   for (const g of gateways) {
-    // RSS is judged without V8's young generation: V8 grows its committed size on its own (to 64 MB on Node 24,
-    // empty after a full GC), a step that is sizing, not objects kept. Raw RSS is printed beside it.
-    const checked = [
-      ['RSS less young generation', (s) => s.memory.rss - youngGeneration(s)],
-      ['heap', (s) => s.memory.heapUsed],
-    ];
-    for (const [what, field] of checked) {
+    for (const [what, field] of [['RSS', (s) => s.memory.rss], ['heap', (s) => s.memory.heapUsed]]) {
       const gr = growth(g.samples, plan.warmup, field);
       if (!gr) { growthOk = false; growthLines.push(`${g.name} ${what}: too few samples after the warm-up`); continue; }
       if (gr.ratio >= MAX_GROWTH) growthOk = false;
       growthLines.push(`${g.name} ${what} ${mb(gr.start)} → ${mb(gr.end)} (${gr.ratio >= 0 ? '+' : ''}${pct(gr.ratio)})`);
     }
-    const raw = growth(g.samples, plan.warmup, (s) => s.memory.rss);
-    if (raw) growthLines.push(`${g.name} raw RSS ${mb(raw.start)} → ${mb(raw.end)} (${raw.ratio >= 0 ? '+' : ''}${pct(raw.ratio)}, not judged)`);
   }
   out.push({ name: 'memory growth after warm-up < 10 %', ok: growthOk, detail: growthLines.join('; ') });
 

@@ -231,7 +231,9 @@ async function main() {
   const gateways = [];
   for (let i = 0; i < 2; i++) {
     const name = `gw${i + 1}`;
-    const child = startNodeChild(name, node, 'gateway.js', ['--expose-gc']);
+    // The young generation at one fixed size on every line: V8 grows it on its own (to 64 MB on Node 24, empty
+    // after a full GC), a step in RSS that is sizing, not objects kept, and would read as growth.
+    const child = startNodeChild(name, node, 'gateway.js', ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16']);
     const g = { name, child, samples: [], port: 0, exitedEarly: undefined, baseline: undefined, end: undefined, last: undefined };
     child.on('exit', (code, signal) => { if (!g.closing) g.exitedEarly = signal || `code ${code}`; });
     g.port = (await ask(child, { cmd: 'start', config }, 'listening', 20_000)).port;
