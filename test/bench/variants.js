@@ -274,6 +274,11 @@ const variants = [
     build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], accessLog: { logger: nullLogger() } }),
   },
   {
+    name: 'frontdoor-accesslog-async',
+    description: "the gateway route with access logs only, written as accessLog: true writes them to stdout (pino's default asynchronous destination, here /dev/null)",
+    build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], accessLog: { logger: nullLogger({ sync: false }) } }),
+  },
+  {
     name: 'frontdoor-observed',
     description: 'the gateway route with trace (every request sampled, OTLP/HTTP export), metrics and access logs (pino to /dev/null)',
     needs: ['otlp'],
