@@ -49,7 +49,7 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const autocannon = require('autocannon');
-const net = require('node:net');
+const { freePort, redisPong } = require('./loopback');
 const { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH, BASELINE_SUFFIX, baselineDist } = require('./variants');
 const { ORDER_JSON } = require('./payloads');
 
@@ -252,33 +252,6 @@ async function stopChild(child) {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);
-}
-
-/** A free loopback port (the OS picks it; released before use, so only for a server started right after). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Whether a TCP connection to 127.0.0.1:port answers PING with PONG. */
-function redisPong(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let reply = '';
-    socket.setTimeout(500, () => { socket.destroy(); resolve(false); });
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      reply += chunk;
-      if (reply.includes('\r\n')) { socket.destroy(); resolve(reply.startsWith('+PONG')); }
-    });
-    socket.on('error', () => resolve(false));
-  });
 }
 
 /**

@@ -22,7 +22,7 @@
 
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
+const { freePort, redisPong } = require('../bench/loopback');
 const path = require('node:path');
 const { plan: makePlan, UPSTREAM_LIMITS, GRACE } = require('./schedule');
 const { Load } = require('./load');
@@ -124,31 +124,6 @@ function ask(child, msg, type, timeoutMs = 10_000) {
 
 // ---------------------------------------------------------------------------------------------------------
 // Redis: a throwaway redis-server on a free loopback port, killed with SIGKILL halfway, restarted on that port.
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function redisPong(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let reply = '';
-    socket.setTimeout(500, () => { socket.destroy(); resolve(false); });
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      reply += chunk;
-      if (reply.includes('\r\n')) { socket.destroy(); resolve(reply.startsWith('+PONG')); }
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
 
 class Redis {
   constructor(port) {
