@@ -53,6 +53,8 @@ export interface RequestContext {
   span?: Span;
   /** The OpenTelemetry context holding `span`: parent of upstream CLIENT spans. */
   traceContext?: Context;
+  /** True once `traceContext` is the active context (see withRequestContext()). */
+  traceContextActive?: boolean;
   /**
    * What cache() did with the request, for metrics, the access log and traces: answered from the cache (`HIT`),
    * went upstream and may have stored the answer (`MISS`), or the cache stayed out of it (`BYPASS`: not

@@ -26,6 +26,7 @@ import type { SpanExporter, SpanLimits } from '@opentelemetry/sdk-trace';
 import { Duration, parseDuration } from './duration';
 import { ConfigError } from './errors';
 import { load } from './load';
+import { FRONTDOOR_TRACER, PresetIdGenerator, SamplingPlan, setSamplingPlan } from './telemetry';
 import { consoleLogger, Logger } from './log';
 import { assertKnownKeys } from './options';
 
@@ -82,14 +83,25 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   if (logLevel !== undefined) diag.setLogger(new DiagConsoleLogger(), { logLevel: diagLogLevelFromString(logLevel) });
 
   // Everything is built before anything is registered: a refused configuration leaves the globals untouched.
-  const { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider } = sdkModule('@opentelemetry/sdk-trace');
+  const { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler, TracerProvider } = sdkModule('@opentelemetry/sdk-trace');
   const { AsyncLocalStorageContextManager } = sdkModule('@opentelemetry/context-async-hooks');
   const propagator = propagatorFromEnv(logger);
   const exporter = options.exporter ?? otlpExporter(protocol as OtlpProtocol);
-  const provider = new TracerProvider({
+  // The same decisions as a ratio sampler at 1 and 0, without hashing every new trace id.
+  const sampler = new ParentBasedSampler({ root: ratio === 1 ? new AlwaysOnSampler() : ratio === 0 ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(ratio) });
+  const ids = new PresetIdGenerator(new RandomIdGenerator());
+  const plan: SamplingPlan = { sampler, ids, otherTracers: false };
+  /** Notices tracers other than frontdoor's: their spans need the request's span active to nest under it. */
+  class GatewayTracerProvider extends TracerProvider {
+    override getTracer(...args: Parameters<InstanceType<typeof TracerProvider>['getTracer']>) {
+      if (args[0] !== FRONTDOOR_TRACER) plan.otherTracers = true;
+      return super.getTracer(...args);
+    }
+  }
+  const provider = new GatewayTracerProvider({
     resource: resourceFor(options.serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'frontdoor', logger),
-    // The same decisions as a ratio sampler at 1 and 0, without hashing every new trace id.
-    sampler: new ParentBasedSampler({ root: ratio === 1 ? new AlwaysOnSampler() : ratio === 0 ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(ratio) }),
+    sampler,
+    idGenerator: ids,
     spanLimits: spanLimitsFromEnv(),
     spanProcessors: [
       new BatchSpanProcessor({ exporter, maxQueueSize, maxExportBatchSize: Math.min(512, maxQueueSize), scheduledDelayMillis: exportInterval, exportTimeoutMillis: 10_000 }),
@@ -102,6 +114,7 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   if (propagator) propagation.setGlobalPropagator(propagator);
   trace.setGlobalTracerProvider(provider);
+  setSamplingPlan(plan);
 
   let stopped: Promise<void> | undefined;
   return {

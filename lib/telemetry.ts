@@ -4,12 +4,14 @@
  * validation of incoming headers, the upstream CLIENT span, and span events for gateway decisions.
  */
 import type { IncomingMessage } from 'node:http';
-import { context as otelContext, Context, propagation, ROOT_CONTEXT, Span, SpanKind, SpanStatusCode, trace, TextMapPropagator } from '@opentelemetry/api';
+import { Attributes, context as otelContext, Context, Link, propagation, ROOT_CONTEXT, SamplingDecision, Span, SpanKind, SpanStatusCode, trace, TextMapPropagator } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { getContext } from './context';
+import { getContext, RequestContext } from './context';
 import type { GatewayError } from './errors';
 
-export const tracer = trace.getTracer('frontdoor');
+/** The name of frontdoor's own tracer: any other taken from setupTelemetry()'s provider is someone else's instrumentation. */
+export const FRONTDOOR_TRACER = 'frontdoor';
+export const tracer = trace.getTracer(FRONTDOOR_TRACER);
 
 /** Used when the app registered no propagator: frontdoor still speaks W3C Trace Context and Baggage. */
 const w3c = new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] });
@@ -75,9 +77,75 @@ export function extractIncoming(req: IncomingMessage): Context {
   });
 }
 
-/** The headers the app's propagator reads besides W3C's (`b3`, `x-b3-traceid`, `uber-trace-id`…), lower-cased. */
+let fieldsSeen: string[] | undefined;
+let othersOfFieldsSeen: string[] = [];
+
+/** The headers the app's propagator reads besides W3C's (`b3`, `x-b3-traceid`, `uber-trace-id`…), lower-cased; worked out again only when the propagator changes. */
 function otherFields(): string[] {
-  return propagation.fields().map((field) => field.toLowerCase()).filter((field) => !(TRACE_HEADERS as readonly string[]).includes(field));
+  const fields = propagation.fields();
+  if (fields !== fieldsSeen) {
+    othersOfFieldsSeen = fields.map((field) => field.toLowerCase()).filter((field) => !(TRACE_HEADERS as readonly string[]).includes(field));
+    fieldsSeen = fields;
+  }
+  return othersOfFieldsSeen;
+}
+
+/**
+ * Trace ids of the provider setupTelemetry() starts: random ones (the SDK's generator), except that trace()
+ * can hand over the id it has already taken its sampling decision on, for the root span it starts next.
+ */
+export class PresetIdGenerator {
+  private preset: string | undefined;
+
+  constructor(private readonly random: { generateTraceId(): string; generateSpanId(): string }) {}
+
+  generateTraceId(): string {
+    const id = this.preset ?? this.random.generateTraceId();
+    this.preset = undefined;
+    return id;
+  }
+
+  generateSpanId(): string {
+    return this.random.generateSpanId();
+  }
+
+  /** Runs `start` (which starts one root span) with `traceId` as that span's trace id. */
+  withTraceId<T>(traceId: string, start: () => T): T {
+    this.preset = traceId;
+    try {
+      return start();
+    } finally {
+      this.preset = undefined;
+    }
+  }
+}
+
+/**
+ * What setupTelemetry() registered: with its sampler and ids at hand, trace() settles a request that will not
+ * be sampled (most of them, at production ratios) without the SDK's span machinery: the same decision by the
+ * same sampler, and the same non-recording span the SDK would make (a new span id, sampled flag off).
+ */
+export interface SamplingPlan {
+  /**
+   * True once anything but frontdoor took a tracer from the provider (an instrumentation, the app's own
+   * spans): from then on every traced request runs with its SERVER span active, so those spans nest under it.
+   */
+  otherTracers: boolean;
+  /** The provider's own sampler. setupTelemetry's samplers read neither the span's name nor its attributes. */
+  sampler: { shouldSample(context: Context, traceId: string, spanName: string, spanKind: SpanKind, attributes: Attributes, links: Link[]): { decision: SamplingDecision } };
+  ids: PresetIdGenerator;
+}
+
+let plan: SamplingPlan | undefined;
+
+/** Called by setupTelemetry() once its provider is registered: `tracer` starts its spans with that provider from then on. */
+export function setSamplingPlan(next: SamplingPlan | undefined): void {
+  plan = next;
+}
+
+/** The plan of setupTelemetry()'s provider; none when the app brought its own SDK (setupTelemetry() then starts nothing). */
+export function samplingPlan(): SamplingPlan | undefined {
+  return plan;
 }
 
 const HEADER_SETTER = {
@@ -159,7 +227,25 @@ export function recordProblem(req: IncomingMessage, error: GatewayError): void {
   span.addEvent(name, { 'frontdoor.error.code': error.code, 'http.response.status_code': error.status });
 }
 
-/** Runs `fn` with the request's span as the active one, so the app's own instrumentation nests under it. */
-export function withRequestContext(traceContext: Context, fn: () => void): void {
-  otelContext.with(traceContext, fn);
+/**
+ * Runs `fn` with the request's span as the active context, so that other instrumentation nests under it.
+ * Done for the whole request when something else traces (the app's own SDK, or other tracers taken from
+ * setupTelemetry()'s provider); otherwise only where the request leaves the gateway for the app's own code
+ * (activeWhereAppRuns()). An AsyncLocalStorage run per request costs the proxied path about a fifth of its
+ * CPU at full load (docs/performance.md), for context nobody reads.
+ */
+export function withRequestContext(context: RequestContext, fn: () => void): void {
+  context.traceContextActive = true;
+  otelContext.with(context.traceContext as Context, fn);
+}
+
+/** True when every traced request must run with its span active from trace() on: someone else traces. */
+export function contextNeededThroughout(): boolean {
+  return plan === undefined || plan.otherTracers;
+}
+
+/** Runs `fn` (the app's own code: a hand-off, a fallback, an error passed on) with the request's span active, if traced and not active yet. */
+export function activeWhereAppRuns(context: RequestContext, fn: () => void): void {
+  if (context.traceContext === undefined || context.traceContextActive) fn();
+  else withRequestContext(context, fn);
 }

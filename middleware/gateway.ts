@@ -18,6 +18,7 @@ import { dropSegments, mountPathOf, normaliseTarget, PathOptions } from '../lib/
 import { FeatureParts, Middleware, PHASES, UpgradeHandler } from '../lib/pipeline';
 import type { ErrorMode } from '../lib/pipeline';
 import { respondOrNext, sendProblem } from '../lib/problem';
+import { activeWhereAppRuns } from '../lib/telemetry';
 import { SharedParts } from '../lib/scope';
 import { compileRoutePath, matchesSegments, paramsOf, RoutePath } from '../lib/route-path';
 import { consoleLogger } from '../lib/log';
@@ -263,13 +264,14 @@ export function gateway(options: GatewayOptions): Gateway {
     res.on('close', current.requestEnded);
     if (!target.ok) {
       // Refused before the route's policies, but still traced, counted and logged: probes must leave a trace.
-      return runPipeline(current.observe, req, res, () => respondOrNext(current.errorMode, req, res, next, new GatewayError('ERR_BAD_PATH', { detail: target.reason })));
+      return runPipeline(current.observe, req, res, () => activeWhereAppRuns(context, () => respondOrNext(current.errorMode, req, res, next, new GatewayError('ERR_BAD_PATH', { detail: target.reason }))));
     }
     const mountPath = mountPathOf(req);
     if (mountPath !== '' && !mountChecked) warnAboutMountPath(mountPath);
     if (route.path.hasParams) context.params = paramsOf(target.match ?? target.path, route.path);
     upstreamPlan(context).url = forwardPath(route, target.path, mountPath) + target.search;
-    runPipeline(route.handlers, req, res, (err) => (err === undefined ? next() : respondOrNext(current.errorMode, req, res, next, err)));
+    // Leaving for the app (a hand-off, a fallback, an error passed on): its code runs under the request's span.
+    runPipeline(route.handlers, req, res, (err) => activeWhereAppRuns(context, () => (err === undefined ? next() : respondOrNext(current.errorMode, req, res, next, err))));
   } as Gateway;
 
   /** Runs a `ws: true` route's policies on an upgrade, then proxies it; false when no route takes it. */

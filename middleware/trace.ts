@@ -3,12 +3,13 @@
  * span per upstream attempt and sends the upstream a `traceparent` whose parent is that CLIENT span.
  * Spans go to the app's OpenTelemetry SDK, or to the one setupTelemetry() starts.
  */
-import { SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
+import { Context, isSpanContextValid, SamplingDecision, Span, SpanKind, SpanStatusCode, TraceFlags, trace as otelTrace } from '@opentelemetry/api';
+import type { IncomingMessage } from 'node:http';
 import { clientAddress } from '../lib/client-address';
 import { getContext, onResponseClose } from '../lib/context';
 import type { GatewayFeatureDescriptor, Middleware } from '../lib/pipeline';
 import { defineSchema, parseOptions } from '../lib/schema';
-import { extractIncoming, tracer, withRequestContext } from '../lib/telemetry';
+import { contextNeededThroughout, extractIncoming, samplingPlan, tracer, withRequestContext } from '../lib/telemetry';
 
 export interface TraceOptions {
   /** Record `user_agent.original` and `client.address` on the SERVER span. Defaults to true. */
@@ -31,6 +32,15 @@ export const traceSchema = defineSchema((z) =>
  * app.use(trace());
  */
 export function trace(options: TraceOptions = {}, optionPrefix = ''): Middleware {
+  return traceWith(options, optionPrefix, true);
+}
+
+/**
+ * `activateThroughout`: make the SERVER span the active context for the rest of the request, always (trace()
+ * alone: the app's handlers follow it), or only when someone else traces (gateway(), which activates it
+ * itself where the request leaves for the app).
+ */
+function traceWith(options: TraceOptions, optionPrefix: string, activateThroughout: boolean): Middleware {
   const { clientAttributes } = parseOptions(traceSchema(), options, optionPrefix);
 
   return function traceMiddleware(req, res, next) {
@@ -38,22 +48,7 @@ export function trace(options: TraceOptions = {}, optionPrefix = ''): Middleware
     if (context.span) return next(); // traced once, even when trace() is mounted twice
     const parent = extractIncoming(req);
     const method = req.method ?? 'GET';
-    const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
-    const q = url.indexOf('?');
-    const span = tracer.startSpan(
-      method,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          'http.request.method': method,
-          'url.path': q === -1 ? url : url.slice(0, q),
-          'url.scheme': (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
-          ...(clientAttributes ? { 'client.address': clientAddress(req), 'user_agent.original': req.headers['user-agent'] ?? '' } : {}),
-          'frontdoor.request_id': context.requestId,
-        },
-      },
-      parent,
-    );
+    const span = serverSpan(req, method, parent, clientAttributes, context.requestId);
     context.span = span;
     context.traceContext = otelTrace.setSpan(parent, span);
     // An unsampled span records nothing: no need to hear the response's end (most requests, at production sampling).
@@ -72,8 +67,50 @@ export function trace(options: TraceOptions = {}, optionPrefix = ''): Middleware
       }
       span.end();
     });
-    withRequestContext(context.traceContext, next);
+    if (activateThroughout || contextNeededThroughout()) withRequestContext(context, next);
+    else next();
   };
+}
+
+const NO_ATTRIBUTES = Object.freeze({});
+const NO_LINKS: never[] = [];
+
+/**
+ * The request's SERVER span. With setupTelemetry()'s provider, a request its sampler turns down gets the span
+ * the SDK would have made for it (the same trace id, a new span id, sampled flag off) without the SDK's span
+ * start, and without working out attributes nobody records; one it samples is started by the SDK on the trace
+ * id the decision was taken on.
+ */
+function serverSpan(req: IncomingMessage, method: string, parent: Context, clientAttributes: boolean, requestId: string): Span {
+  const plan = samplingPlan();
+  if (!plan) return startServerSpan(req, method, parent, clientAttributes, requestId);
+  const parentSpan = otelTrace.getSpanContext(parent);
+  const continued = parentSpan !== undefined && isSpanContextValid(parentSpan);
+  const traceId = continued ? parentSpan.traceId : plan.ids.generateTraceId();
+  if (plan.sampler.shouldSample(parent, traceId, method, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS).decision === SamplingDecision.NOT_RECORD) {
+    return otelTrace.wrapSpanContext({ traceId, spanId: plan.ids.generateSpanId(), traceFlags: TraceFlags.NONE, traceState: continued ? parentSpan.traceState : undefined });
+  }
+  if (continued) return startServerSpan(req, method, parent, clientAttributes, requestId);
+  return plan.ids.withTraceId(traceId, () => startServerSpan(req, method, parent, clientAttributes, requestId));
+}
+
+function startServerSpan(req: IncomingMessage, method: string, parent: Context, clientAttributes: boolean, requestId: string): Span {
+  const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+  const q = url.indexOf('?');
+  return tracer.startSpan(
+    method,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'http.request.method': method,
+        'url.path': q === -1 ? url : url.slice(0, q),
+        'url.scheme': (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+        ...(clientAttributes ? { 'client.address': clientAddress(req), 'user_agent.original': req.headers['user-agent'] ?? '' } : {}),
+        'frontdoor.request_id': requestId,
+      },
+    },
+    parent,
+  );
 }
 
 /** The gateway option `trace`: trace() options or `true`; wraps every route, first. */
@@ -82,5 +119,5 @@ export const traceFeature: GatewayFeatureDescriptor = {
   phase: 'observe',
   schemas: defineSchema((z) => ({ option: z.union([z.boolean(), traceSchema()]) })),
   upgrade: { apply: false, reason: 'An upgrade has no HTTP response whose end could be observed; upgrades are not traced, counted or logged yet.' },
-  build: (value) => (value ? { handler: trace(value === true ? {} : (value as TraceOptions), 'trace.') } : {}),
+  build: (value) => (value ? { handler: traceWith(value === true ? {} : (value as TraceOptions), 'trace.', false) } : {}),
 };

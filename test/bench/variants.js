@@ -264,6 +264,12 @@ const variants = [
     build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], trace: true }, { telemetry: true, sampleRatio: 0 }),
   },
   {
+    name: 'frontdoor-trace-0.1',
+    description: "the gateway route with trace at sampleRatio 0.1, as in the production profile (one new trace in ten recorded and exported over OTLP/HTTP)",
+    needs: ['otlp'],
+    build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], trace: true }, { telemetry: true, sampleRatio: 0.1 }),
+  },
+  {
     name: 'frontdoor-metrics',
     description: 'the gateway route with metrics only',
     build: (upstream) => routeApp({ routes: [{ path: '/api/orders', upstream }], metrics: true }),

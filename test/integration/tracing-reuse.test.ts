@@ -28,7 +28,8 @@ beforeAll(async () => {
   });
   provider.register();
 
-  telemetry = setupTelemetry({ serviceName: 'frontdoor-would-be-ignored' });
+  // Its options are ignored too: at sampleRatio 0 nothing would be recorded, but the app's sampler (always on) decides.
+  telemetry = setupTelemetry({ serviceName: 'frontdoor-would-be-ignored', sampleRatio: 0 });
   upstream = await startUpstream({ name: 'orders' });
   const appTracer = otelTrace.getTracer('shop-app');
   app = await gatewayApp(
