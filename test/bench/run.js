@@ -650,11 +650,17 @@ function quartiles(values) {
   return [at(0.25), at(0.5), at(0.75)];
 }
 
-/** `a`'s totals over `b`'s, and the quartiles of the per-slice-round ratios (adjacent in time). */
+/**
+ * `a`'s totals over `b`'s, the quartiles of the per-slice-round ratios (adjacent in time), and the median of the
+ * per-slice-round differences in gateway CPU per unit: at a fixed BENCH_RATE, where throughput ratios say
+ * nothing, the figure that is least moved by the machine's drift over the run.
+ */
 function compareSlices(a, b) {
   const sum = (x) => x.reduce((p, q) => p + q, 0);
   const [q1, med, q3] = quartiles(a.requests.map((n, i) => n / b.requests[i]));
-  return { throughput: sum(a.requests) / sum(b.requests), sliceMedian: med, sliceQ1: q1, sliceQ3: q3 };
+  const cpuDeltas = a.requests.flatMap((n, i) => (n > 0 && b.requests[i] > 0 ? [a.cpuMicros[i] / n - b.cpuMicros[i] / b.requests[i]] : []));
+  const [, cpuDeltaMedian] = cpuDeltas.length ? quartiles(cpuDeltas) : [null, null];
+  return { throughput: sum(a.requests) / sum(b.requests), sliceMedian: med, sliceQ1: q1, sliceQ3: q3, cpuDeltaMedian };
 }
 
 function interleavedReport({ gateways, skipped, steal }) {
@@ -691,7 +697,7 @@ function interleavedReport({ gateways, skipped, steal }) {
     const theirs = rows.find((r) => r.variant === other.variant.name);
     comparisons.push({ variant: mine.variant, versus: theirs.variant, unit: mine.unit, ...compareSlices(g, other), p50: mine.latencyMs.p50 / theirs.latencyMs.p50, p99: mine.latencyMs.p99 / theirs.latencyMs.p99, cpuPerUnit: mine.gatewayCpuMicrosPerRequest / theirs.gatewayCpuMicrosPerRequest });
   }
-  const head = ['variant', 'unit', 'units/s', 'p50 ms', 'p99 ms', 'gw µs/unit', 'upstr/req', `× ${ref.variant.name}`, 'slice median', 'slice q1–q3'];
+  const head = ['variant', 'unit', 'units/s', 'p50 ms', 'p99 ms', 'gw µs/unit', 'Δ µs/unit', 'upstr/req', `× ${ref.variant.name}`, 'slice median', 'slice q1–q3'];
   const body = rows.map((r) => [
     r.variant + (r.errors || r.non2xx || r.timeouts || r.upstreamCheck !== 'ok' ? ' (!)' : ''),
     r.unit,
@@ -699,6 +705,7 @@ function interleavedReport({ gateways, skipped, steal }) {
     fmt(r.latencyMs.p50, 2),
     fmt(r.latencyMs.p99, 2),
     fmt(r.gatewayCpuMicrosPerRequest, 0),
+    r.vsReference.cpuDeltaMedian === null ? '–' : `${r.vsReference.cpuDeltaMedian >= 0 ? '+' : ''}${fmt(r.vsReference.cpuDeltaMedian, 0)}`,
     fmt(r.upstreamPerRequest, 2),
     fmt(r.vsReference.throughput, 3),
     fmt(r.vsReference.sliceMedian, 3),
@@ -882,7 +889,7 @@ async function main() {
       if (runnable.length < selected.length) throw new Error('BENCH_INTERLEAVE: a row needs Redis, which is not installed');
       const result = interleavedReport(await runInterleaved(runnable, upstream, upstreamPort, env));
       console.log(`\nNode ${machine.gatewayNode} (gateway rows)\n${result.text}\n`);
-      console.log(`units/s, latency and gw µs/unit: over all slices (a unit is a request, or a screen: see the unit column); upstr/req: upstream requests per completed client request; × ${runnable[0].name}: total units ÷ the reference's; slice median, q1–q3: of the per-slice-round ratios.`);
+      console.log(`units/s, latency and gw µs/unit: over all slices (a unit is a request, or a screen: see the unit column); Δ µs/unit: median over the slice rounds of the row's gateway CPU per unit minus the reference's in the same round; upstr/req: upstream requests per completed client request; × ${runnable[0].name}: total units ÷ the reference's; slice median, q1–q3: of the per-slice-round ratios.`);
       if (result.comparisons.length) console.log('versus: a row against the row it stands in for (units, latency and CPU per unit; the slice ratios of adjacent slices).');
       for (const r of result.rows) if (r.stats) console.log(`${r.variant} stats: ${JSON.stringify(r.stats)}`);
       if (result.steal !== null) console.log(`hypervisor steal during the slices: ${(result.steal * 100).toFixed(0)} %`);
