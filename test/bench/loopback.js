@@ -1,6 +1,6 @@
 /**
- * Loopback helpers shared by the bench (run.js) and the soak run (test/soak/run.js): a free port, and whether a
- * redis-server answers on one.
+ * Loopback helpers shared by the bench (run.js) and the soak run (test/soak/run.js): a free port, whether a
+ * redis-server answers on one, and children that are killed whatever happens.
  */
 'use strict';
 
@@ -33,4 +33,34 @@ function redisPong(port) {
   });
 }
 
-module.exports = { freePort, redisPong };
+/**
+ * Child processes killed when this process exits or is interrupted: `track(child)` adds one (it leaves the set
+ * when it exits), `killAll()` kills those still running. `label` names the run in the interruption message.
+ */
+function childTracker(label) {
+  const children = new Set();
+  const killAll = () => {
+    for (const child of children) {
+      if (child.exitCode === null && child.signalCode === null) {
+        try { child.kill('SIGKILL'); } catch { /* already gone */ }
+      }
+    }
+    children.clear();
+  };
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      console.error(`\n${label}: ${signal}, stopping children`);
+      killAll();
+      process.exit(130);
+    });
+  }
+  const track = (child) => {
+    children.add(child);
+    child.on('exit', () => children.delete(child));
+    return child;
+  };
+  return { track, killAll };
+}
+
+module.exports = { freePort, redisPong, childTracker };

@@ -49,7 +49,7 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const autocannon = require('autocannon');
-const { freePort, redisPong } = require('./loopback');
+const { childTracker, freePort, redisPong } = require('./loopback');
 const { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH, BASELINE_SUFFIX, baselineDist } = require('./variants');
 const { ORDER_JSON } = require('./payloads');
 
@@ -139,24 +139,7 @@ if (interleaveSlices) {
 // ---------------------------------------------------------------------------------------------------------
 // Children: tracked so that they are killed whatever happens.
 
-const children = new Set();
-
-function killAll() {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) {
-      try { child.kill('SIGKILL'); } catch { /* already gone */ }
-    }
-  }
-  children.clear();
-}
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    console.error(`\nbench: ${signal}, stopping children`);
-    killAll();
-    process.exit(130);
-  });
-}
+const { track, killAll } = childTracker('bench');
 
 /** Whether `taskset -c <core>` can be used here (present, permitted, and the core exists). */
 function tasksetWorks() {
@@ -217,9 +200,7 @@ function startChild(script, args, { core, nodeArgs = [], env = process.env, node
   const child = PINNING
     ? spawn('taskset', ['-c', String(core), node, ...nodeArgv], options)
     : spawn(node, nodeArgv, options);
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
+  return track(child);
 }
 
 /** Sends `msg` (unless null) and resolves with the child's next message of type `type`. */
@@ -265,8 +246,7 @@ async function startRedis() {
   const child = PINNING
     ? spawn('taskset', ['-c', '1', 'redis-server', ...args], { stdio: 'ignore' })
     : spawn('redis-server', args, { stdio: 'ignore' });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
+  track(child);
   const deadline = Date.now() + 5_000;
   while (Date.now() < deadline) {
     if (await redisPong(port)) return { url: `redis://127.0.0.1:${port}`, child };

@@ -22,7 +22,7 @@
 
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const { freePort, redisPong } = require('../bench/loopback');
+const { childTracker, freePort, redisPong } = require('../bench/loopback');
 const path = require('node:path');
 const { plan: makePlan, UPSTREAM_LIMITS, GRACE } = require('./schedule');
 const { Load } = require('./load');
@@ -62,28 +62,7 @@ function gatewayNode() {
 // ---------------------------------------------------------------------------------------------------------
 // Children: tracked so that they are killed whatever happens.
 
-const children = new Set();
-function track(child) {
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-function killAll() {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) {
-      try { child.kill('SIGKILL'); } catch { /* already gone */ }
-    }
-  }
-  children.clear();
-}
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    console.error(`\nsoak: ${signal}, stopping children`);
-    killAll();
-    process.exit(130);
-  });
-}
+const { track, killAll } = childTracker('soak');
 
 /** A log file for a child's stdout and stderr (the gateways log Redis outages there). */
 function logFile(name) {
