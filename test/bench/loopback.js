@@ -1,6 +1,6 @@
 /**
  * Loopback helpers shared by the bench (run.js) and the soak run (test/soak/run.js): a free port, whether a
- * redis-server answers on one, and children that are killed whatever happens.
+ * redis-server answers on one, children that are killed whatever happens, and a question to a child over IPC.
  */
 'use strict';
 
@@ -63,4 +63,28 @@ function childTracker(label) {
   return { track, killAll };
 }
 
-module.exports = { freePort, redisPong, childTracker };
+/**
+ * Sends `msg` (unless null) to `child` and resolves with its next message of type `type`; rejects when the child
+ * exits first, when nothing comes within `timeoutMs`, or on a message whose type is in `failOn` (its `message`
+ * said). `name` names the child in those errors.
+ */
+function askChild(child, msg, type, { name, timeoutMs = 10_000, failOn = [] }) {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const onMessage = (m) => {
+      if (m && m.type === type) { cleanup(); resolve(m); }
+      else if (m && failOn.includes(m.type)) { cleanup(); reject(new Error(`${name}: ${m.message}`)); }
+    };
+    const onExit = (code, signal) => { cleanup(); reject(new Error(`${name} exited (${signal || code}) while waiting for "${type}"`)); };
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`no "${type}" from ${name} within ${timeoutMs} ms`)); }, timeoutMs);
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+    if (msg) child.send(msg);
+  });
+}
+
+module.exports = { freePort, redisPong, childTracker, askChild };

@@ -49,7 +49,7 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const autocannon = require('autocannon');
-const { childTracker, freePort, redisPong } = require('./loopback');
+const { askChild, childTracker, freePort, redisPong } = require('./loopback');
 const { variants, BASELINE, PLAIN_ROUTE, REQUEST_PATH, BASELINE_SUFFIX, baselineDist } = require('./variants');
 const { ORDER_JSON } = require('./payloads');
 
@@ -205,24 +205,7 @@ function startChild(script, args, { core, nodeArgs = [], env = process.env, node
 
 /** Sends `msg` (unless null) and resolves with the child's next message of type `type`. */
 function ask(child, msg, type, timeoutMs = 10_000) {
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (m) => {
-      if (m && m.type === type) { cleanup(); resolve(m); }
-    };
-    const onExit = (code, signal) => {
-      cleanup();
-      reject(new Error(`${child.spawnargs.slice(-3).join(' ')} exited (${signal || code}) while waiting for "${type}"`));
-    };
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`no "${type}" from child within ${timeoutMs} ms`)); }, timeoutMs);
-    child.on('message', onMessage);
-    child.on('exit', onExit);
-    if (msg) child.send(msg);
-  });
+  return askChild(child, msg, type, { name: child.spawnargs.slice(-3).join(' '), timeoutMs });
 }
 
 /** Asks a gateway child to close (so a CPU profile gets written), then kills it if it lingers. */

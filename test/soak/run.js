@@ -22,7 +22,7 @@
 
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const { childTracker, freePort, redisPong } = require('../bench/loopback');
+const { askChild, childTracker, freePort, redisPong } = require('../bench/loopback');
 const path = require('node:path');
 const { plan: makePlan, UPSTREAM_LIMITS, GRACE } = require('./schedule');
 const { Load } = require('./load');
@@ -81,24 +81,9 @@ function startNodeChild(name, node, script, nodeArgs = []) {
   return track(child);
 }
 
-/** Sends `msg` (unless null) and resolves with the child's next message of type `type`. */
+/** Sends `msg` (unless null) and resolves with the child's next message of type `type`; a failed build or an error rejects. */
 function ask(child, msg, type, timeoutMs = 10_000) {
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (m) => {
-      if (m && m.type === type) { cleanup(); resolve(m); }
-      else if (m && (m.type === 'build-failed' || m.type === 'error')) { cleanup(); reject(new Error(`${child.soakName}: ${m.message}`)); }
-    };
-    const onExit = (code, signal) => { cleanup(); reject(new Error(`${child.soakName} exited (${signal || code}) while waiting for "${type}"`)); };
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`no "${type}" from ${child.soakName} within ${timeoutMs} ms`)); }, timeoutMs);
-    child.on('message', onMessage);
-    child.on('exit', onExit);
-    if (msg) child.send(msg);
-  });
+  return askChild(child, msg, type, { name: child.soakName, timeoutMs, failOn: ['build-failed', 'error'] });
 }
 
 // ---------------------------------------------------------------------------------------------------------
